@@ -1,0 +1,1 @@
+"""DeepNNK: neural networks explained by non-negative kernel regression."""

@@ -1,0 +1,55 @@
+"""The paper's six-layer CNN for CIFAR-10."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PaperCNN(nn.Module):
+    """Six 3×3 convs of width C with ReLU (+ dropout when regularised), max-pool after 2, 4, 6.
+
+    Input: float ``[N, 3, 32, 32]``, RGB pixels/255. Output: logits ``[N, 10]``.
+    ``features(x)`` is the flattened last block, ``[N, 16·C]``, flattened in TensorFlow's
+    NHWC order (4×4×C) so that the authors' ``W_fc1`` loads unchanged.
+    """
+
+    def __init__(self, width: int = 32, regularized: bool = True, n_classes: int = 10):
+        super().__init__()
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive int, got {width!r}")
+        self.width = width
+        self.regularized = regularized
+        self.dropout_p = 0.1 if regularized else 0.0
+        chans = [3] + [width] * 6
+        self.convs = nn.ModuleList(
+            nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(6)
+        )
+        self.fc = nn.Linear(16 * width, n_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Glorot-uniform weights as in the authors' TensorFlow code; PyTorch-default biases.
+        for m in [*self.convs, self.fc]:
+            nn.init.xavier_uniform_(m.weight)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, 3, 32, 32]`` → ``[N, 16·C]``: the last conv block after ReLU and pooling."""
+        if x.ndim != 4 or x.shape[1:] != (3, 32, 32):
+            raise ValueError(
+                f"PaperCNN expects float images [N, 3, 32, 32] (NCHW, pixels/255), got {tuple(x.shape)}"
+            )
+        for i, conv in enumerate(self.convs):
+            x = torch.relu(conv(x))
+            if self.dropout_p:
+                x = nn.functional.dropout(x, self.dropout_p, self.training)
+            if i % 2 == 1:
+                x = nn.functional.max_pool2d(x, 2)
+        return x.permute(0, 2, 3, 1).flatten(1)  # NHWC order, as TensorFlow flattened it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
