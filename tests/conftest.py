@@ -1,0 +1,48 @@
+"""Shared test helpers: find the real data (``$DEEPNNK_DATA``), or skip with the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepnnk.data import BIN_DIR, ENV_VAR, PY_DIR, data_root
+from deepnnk.paper import CHECKPOINT_DIR, PAPER_MODELS
+
+
+def data_root_or_skip(*, cifar: bool = True, checkpoints: bool = True) -> Path:
+    """The data root from ``$DEEPNNK_DATA`` (else ``./data``), or skip the calling test.
+
+    Skips unless the root holds CIFAR-10 (when ``cifar``) and all three paper checkpoint
+    folders (when ``checkpoints``).
+    """
+    root = data_root()
+    missing = []
+    if cifar and not ((root / BIN_DIR).is_dir() or (root / PY_DIR).is_dir()):
+        missing.append(f"{BIN_DIR}/ or {PY_DIR}/")
+    if checkpoints:
+        absent = [
+            m.folder
+            for m in PAPER_MODELS.values()
+            if not (root / CHECKPOINT_DIR / m.folder).is_dir()
+        ]
+        if absent:
+            missing.append(f"{CHECKPOINT_DIR}/{{{','.join(absent)}}}/")
+    if missing:
+        pytest.skip(
+            f"real data absent: {root.resolve()} lacks {', '.join(missing)}; "
+            f"set {ENV_VAR} to the data root to run this test"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_data_root() -> Path:
+    """Data root with CIFAR-10 and the paper checkpoints, else skip."""
+    return data_root_or_skip()
+
+
+@pytest.fixture(scope="session")
+def checkpoint_root() -> Path:
+    """Data root with the paper checkpoints (CIFAR-10 not needed), else skip."""
+    return data_root_or_skip(cifar=False)
