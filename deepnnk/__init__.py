@@ -1,1 +1,30 @@
-"""DeepNNK: neural networks explained by non-negative kernel regression."""
+"""DeepNNK: explain deep models and estimate their generalization by NNK polytope interpolation.
+
+The core, importable without data or a network:
+
+- :func:`cosine_kernel`, :func:`gaussian_kernel` — similarities in [0, 1];
+- :func:`knn` — exact blocked nearest-neighbour search (numpy or torch, CPU or GPU);
+- :func:`solve_nnk`, :func:`kkt_residual` — batched non-negative kernel regression;
+- :class:`NNKClassifier` — scikit-learn estimator with ``explain`` and leave-one-out.
+
+CIFAR-10, the paper's CNN, training and the authors' checkpoints live in ``deepnnk.data``,
+``deepnnk.models``, ``deepnnk.train``, ``deepnnk.features`` and ``deepnnk.paper``.
+"""
+
+from .classifier import NNKClassifier, interpolate, nnk_residual
+from .kernels import cosine_kernel, gaussian_kernel
+from .neighbors import knn
+from .solver import kkt_residual, nnk_objective, solve_nnk
+
+__version__ = "0.1.0"
+__all__ = [
+    "NNKClassifier",
+    "cosine_kernel",
+    "gaussian_kernel",
+    "interpolate",
+    "kkt_residual",
+    "knn",
+    "nnk_objective",
+    "nnk_residual",
+    "solve_nnk",
+]

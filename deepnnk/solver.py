@@ -181,6 +181,9 @@ def _solve_exact(K, b, tol, max_iter):
             done[r] = ~add.any(1)
         theta[active], F[active] = ta, Fa
         active = active[~done]
+    # Weights at the jitter's scale are rounding, not neighbours: a query equal to a candidate
+    # must interpolate that candidate alone. Zeroing them moves the KKT residual by ≤ tol.
+    theta[theta <= tol * theta.max(1, keepdims=True, initial=0.0)] = 0.0
     if active.size:
         warnings.warn(
             f"solve_nnk: {active.size} of {n} rows did not converge in {max_iter} iterations; "

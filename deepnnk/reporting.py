@@ -1,0 +1,64 @@
+"""Where notebook results go, and how: figures as PNG and PDF, metrics as JSON.
+
+Every notebook writes to ``results/<profile>/<notebook>/``; ``reproduce.sh`` collects the
+``metrics.json`` files into its summary table, and the tests read them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .features import atomic_write
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+def results_dir(profile: str, notebook: str, root: str | os.PathLike | None = None) -> Path:
+    """``<root>/<profile>/<notebook>/``, created. ``root`` defaults to ``$DEEPNNK_RESULTS`` or
+    ``results``."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}.")
+    root = Path(root or os.environ.get("DEEPNNK_RESULTS") or "results")
+    out = root / profile / notebook
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_figure(fig, outdir: str | os.PathLike, name: str, dpi: int = 130) -> list[Path]:
+    """Save ``fig`` as ``<name>.png`` and ``<name>.pdf`` in ``outdir``; returns both paths."""
+    paths = []
+    for ext in ("png", "pdf"):
+        path = Path(outdir) / f"{name}.{ext}"
+        atomic_write(path, lambda f, ext=ext: fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight"))
+        paths.append(path)
+    return paths
+
+
+def _plain(x):
+    """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None (JSON has neither)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def save_metrics(outdir: str | os.PathLike, metrics: dict, name: str = "metrics.json") -> Path:
+    """Write ``metrics`` as indented JSON, atomically."""
+    text = json.dumps(_plain(metrics), indent=2, sort_keys=True).encode()
+    return atomic_write(Path(outdir) / name, lambda f: f.write(text))
+
+
+def load_metrics(outdir: str | os.PathLike, name: str = "metrics.json") -> dict:
+    return json.loads((Path(outdir) / name).read_text())
