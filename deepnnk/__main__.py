@@ -1,0 +1,266 @@
+"""Command line: ``python -m deepnnk {train,features,evaluate} ...`` (or the ``deepnnk`` script).
+
+    python -m deepnnk train --model regularised --epochs 20 --out runs/regularised
+    python -m deepnnk evaluate --checkpoint runs/regularised/epoch_20.pt
+    python -m deepnnk features --checkpoint runs/regularised --epoch 20 --out feats.npz
+    python -m deepnnk evaluate --paper-model regularised --epoch 20   # the authors' weights
+
+``--data`` defaults to ``$DEEPNNK_DATA`` (else ``./data``). Run ``train`` again with the same
+``--out`` to resume an interrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# libgomp threads that busy-wait are 3-5x slower on a shared 2-core machine whenever another
+# process holds a core; passive waiting costs nothing measurable. Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+DEFAULT_THREADS = 1
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="ROOT",
+        help="CIFAR-10 root holding cifar-10-batches-bin/ or -py/ (default: $DEEPNNK_DATA, "
+        "else ./data)",
+    )
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip the md5 check of the data files"
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use only the first N training and N test images (quick smoke runs)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"torch CPU threads (default {DEFAULT_THREADS}: fastest on a shared 2-core machine)",
+    )
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="an epoch_XX.pt written by `train`, or its directory (then --epoch, default latest)",
+    )
+    # Hook for the authors' TensorFlow checkpoints (deepnnk.paper); read from the data root.
+    source.add_argument(
+        "--paper-model",
+        metavar="NAME",
+        help="the authors' trained model: underparameterised, regularised or overfit "
+        "(needs <data root>/deepnnk-paper-checkpoints; pick the epoch with --epoch)",
+    )
+    parser.add_argument(
+        "--epoch", type=int, default=None, help="epoch 1..20 (default: latest / 20)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train import BATCH_SIZE, EPOCHS, LR, RECIPES, SEED
+
+    parser = argparse.ArgumentParser(
+        prog="deepnnk", description="Train, evaluate and featurise the DeepNNK paper's CNNs."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train",
+        help="train one of the paper's models, with a checkpoint per epoch (resumable)",
+        description="Train with the paper's recipe (Adam 1e-3, batch 50, seed 4629). Running "
+        "it again with the same --out resumes after the last complete epoch.",
+    )
+    presets = ", ".join(
+        f"{r.name} (C={r.width}, regularised={r.regularized})" for r in RECIPES.values()
+    )
+    p.add_argument("--model", required=True, choices=list(RECIPES), help=presets)
+    p.add_argument("--epochs", type=int, default=EPOCHS, help=f"default {EPOCHS}")
+    p.add_argument("--out", default=None, metavar="DIR", help="checkpoint dir (default runs/MODEL)")
+    p.add_argument("--seed", type=int, default=SEED, help=f"default {SEED}")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"default {BATCH_SIZE}")
+    p.add_argument("--lr", type=float, default=LR, help=f"default {LR}")
+    p.add_argument(
+        "--eval-train",
+        action="store_true",
+        help="also measure train accuracy after each epoch (about +1/3 epoch of time)",
+    )
+    p.add_argument(
+        "--no-eval-test", action="store_true", help="skip the test accuracy after each epoch"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    _add_data_args(p)
+
+    p = sub.add_parser(
+        "features",
+        help="write a model's features (or logits) for train and test to an .npz",
+        description="Writes train_features, train_labels, test_features, test_labels.",
+    )
+    _add_model_args(p)
+    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument("--layer", choices=["features", "logits"], default="features")
+    p.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="feature cache (default $DEEPNNK_CACHE, else ~/.cache/deepnnk/features)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    _add_data_args(p)
+
+    p = sub.add_parser("evaluate", help="print a model's train and test accuracy")
+    _add_model_args(p)
+    _add_data_args(p)
+    return parser
+
+
+def _load_data(args):
+    """(x_train, y_train, x_test, y_test) from --data, cut to --limit images if given."""
+    from .data import load_cifar10
+
+    arrays = load_cifar10(args.data, verify=not args.no_verify)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ValueError(f"--limit must be at least 1, got {args.limit}")
+        arrays = tuple(a[: args.limit] for a in arrays)
+    return arrays
+
+
+def _load_model(args):
+    """(model, description) for --checkpoint or --paper-model."""
+    from .train import CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint
+
+    if args.paper_model is not None:
+        try:
+            from .paper import load_paper_model
+        except ImportError as err:  # pragma: no cover - paper.py ships with the package
+            raise SystemExit(f"error: --paper-model needs deepnnk.paper ({err})") from err
+        epoch = 20 if args.epoch is None else args.epoch
+        model = load_paper_model(args.data, args.paper_model, epoch)
+        return model, f"paper model {args.paper_model}, epoch {epoch}"
+    if os.path.isdir(args.checkpoint):
+        found = list_checkpoints(args.checkpoint)
+        epoch = args.epoch if args.epoch is not None else max(found, default=None)
+        if epoch is None:
+            raise CheckpointError(f"no epoch_XX.pt checkpoints in {args.checkpoint}.")
+        path = checkpoint_path(args.checkpoint, epoch)
+        return load_checkpoint(path), str(path)
+    if args.epoch is not None:
+        raise ValueError("--epoch goes with a checkpoint directory or --paper-model, not a file.")
+    return load_checkpoint(args.checkpoint), args.checkpoint
+
+
+def _cmd_train(args) -> None:
+    from .train import build_model, recipe, train
+
+    spec = recipe(args.model)
+    out = args.out or os.path.join("runs", spec.name)
+    x_train, y_train, x_test, y_test = _load_data(args)
+    model = build_model(spec, seed=args.seed)
+    test = {} if args.no_eval_test else {"x_test": x_test, "y_test": y_test}
+    if not args.quiet:
+        print(f"training {spec.name} (C={spec.width}, regularised={spec.regularized}) into {out}")
+    history = train(
+        model,
+        x_train,
+        y_train,
+        checkpoint_dir=out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        eval_train=args.eval_train,
+        num_threads=args.threads,
+        progress=not args.quiet,
+        **test,
+    )
+    if history and not args.quiet:
+        total = sum(r["seconds"] + r.get("eval_seconds", 0.0) for r in history)
+        print(f"done: {len(history)} epoch(s) in {out}, {total / 60:.1f} min of compute in all")
+
+
+def _cmd_features(args) -> None:
+    import numpy as np
+
+    from .features import atomic_write, extract
+
+    x_train, y_train, x_test, y_test = _load_data(args)
+    model, described = _load_model(args)
+    cache = False if args.no_cache else args.cache_dir
+    feats = {
+        split: extract(model, x, args.batch_size, layer=args.layer, cache_dir=cache)
+        for split, x in (("train", x_train), ("test", x_test))
+    }
+    arrays = {
+        "train_features": feats["train"],
+        "train_labels": y_train,
+        "test_features": feats["test"],
+        "test_labels": y_test,
+        "layer": np.array(args.layer),
+        "source": np.array(described),
+    }
+    atomic_write(args.out, lambda f: np.savez(f, **arrays))
+    print(
+        f"wrote {args.out}: {args.layer} of {described}, train {feats['train'].shape}, "
+        f"test {feats['test'].shape}"
+    )
+
+
+def _cmd_evaluate(args) -> None:
+    from .train import accuracy
+
+    x_train, y_train, x_test, y_test = _load_data(args)
+    model, described = _load_model(args)
+    train_acc = accuracy(model, x_train, y_train)
+    test_acc = accuracy(model, x_test, y_test)
+    print(
+        f"{described}: train accuracy {100 * train_acc:.2f}%, test accuracy {100 * test_acc:.2f}%"
+    )
+    if args.paper_model is not None and (args.epoch or 20) == 20 and args.limit is None:
+        from .paper import PAPER_ACCURACY, paper_model
+
+        logged = PAPER_ACCURACY[paper_model(args.paper_model).name]
+        print(f"  the authors logged train {logged['train']:.2f}%, test {logged['test']:.2f}%")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 a reported error)."""
+    args = build_parser().parse_args(argv)
+    import torch
+
+    from .data import DataError
+    from .train import CheckpointError, tune_allocator
+
+    if args.threads < 1:
+        print("error: --threads must be at least 1", file=sys.stderr)
+        return 1
+    tune_allocator()  # the CLI owns its process: keep freed activations instead of re-faulting
+    commands = {"train": _cmd_train, "features": _cmd_features, "evaluate": _cmd_evaluate}
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        commands[args.command](args)
+    except (DataError, CheckpointError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        hint = "; run the same command again to resume" if args.command == "train" else ""
+        print(f"interrupted{hint}", file=sys.stderr)
+        return 130
+    finally:
+        torch.set_num_threads(threads_before)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
