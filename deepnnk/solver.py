@@ -36,7 +36,9 @@ from ._validation import is_torch
 # moves the objective by ~1e-12·‖θ‖², far below the 1e-9 optimality scale.
 JITTER = 1e-12
 _BUCKETS = (4, 8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
-_THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# Python threads over chunks of the numpy engine; measured slower than 1 on this 2-core machine
+# (benchmarks/bench_solver.py), so opt-in.
+_THREADS = int(os.environ.get("DEEPNNK_SOLVER_THREADS", "1"))
 CHUNK = 4096  # rows per task
 _POOL = None
 
@@ -184,13 +186,7 @@ def _solve_exact(K, b, tol, max_iter):
     # Weights at the jitter's scale are rounding, not neighbours: a query equal to a candidate
     # must interpolate that candidate alone. Zeroing them moves the KKT residual by ≤ tol.
     theta[theta <= tol * theta.max(1, keepdims=True, initial=0.0)] = 0.0
-    if active.size:
-        warnings.warn(
-            f"solve_nnk: {active.size} of {n} rows did not converge in {max_iter} iterations; "
-            "their kkt_residual shows how far they are. Raise max_iter.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    _warn_unconverged(active.size, n, max_iter)
     return theta
 
 
@@ -216,7 +212,24 @@ def _solve_prune(K, b, tol):
     return theta
 
 
-def solve_nnk(K_SS, k_Sq, method: str = "exact", tol: float = 1e-10, max_iter: int | None = None):
+def _numba_module():
+    if os.environ.get("DEEPNNK_NO_NUMBA", "") not in ("", "0"):
+        return None
+    try:
+        from . import _solver_numba
+    except ImportError:
+        return None
+    return _solver_numba
+
+
+def solve_nnk(
+    K_SS,
+    k_Sq,
+    method: str = "exact",
+    tol: float = 1e-10,
+    max_iter: int | None = None,
+    engine: str = "auto",
+):
     """NNK weights for a batch of queries: argmin_{θ≥0} ½θᵀK_SSθ − k_Sqᵀθ, row by row.
 
     Parameters
@@ -224,9 +237,12 @@ def solve_nnk(K_SS, k_Sq, method: str = "exact", tol: float = 1e-10, max_iter: i
     K_SS : ``[B, k, k]`` kernel among each query's candidates (symmetric PSD, diagonal > 0).
     k_Sq : ``[B, k]`` kernel between each query and its candidates.
     method : "exact" (KKT-exact active set) or "prune" (the original authors' rule).
-    tol : "exact": a candidate joins the support when its gradient is below −tol·max(k_Sq);
-        "prune": weights ≤ tol are pruned.
-    max_iter : iteration cap for "exact" (default 20·k); unconverged rows raise a warning.
+    tol : "exact": a candidate joins the support when its gradient is below −tol·max(k_Sq), and
+        weights ≤ tol·max(θ) are zeroed at the end; "prune": weights ≤ tol are pruned.
+    max_iter : iteration cap per query for "exact" (default 20·k + 10); unconverged rows warn.
+    engine : "numba" (compiled per-query loops over the batch in parallel; the default when numba
+        is installed), "numpy" (batched LAPACK calls), or "auto". Both give the same θ up to
+        rounding; ``DEEPNNK_NO_NUMBA=1`` forces numpy.
 
     Returns
     -------
@@ -234,23 +250,45 @@ def solve_nnk(K_SS, k_Sq, method: str = "exact", tol: float = 1e-10, max_iter: i
     A single problem ``[k, k]``, ``[k]`` is accepted too and gives ``[k]``.
     """
     K, b, torch_in, meta, squeeze = _as_batch(K_SS, k_Sq)
-    if method == "exact":
-        iters = max_iter or 20 * K.shape[1] + 10
-        solve = lambda sl: _solve_exact(K[sl], b[sl], tol, iters)  # noqa: E731
-    elif method == "prune":
-        solve = lambda sl: _solve_prune(K[sl], b[sl], tol)  # noqa: E731
-    else:
+    if method not in ("exact", "prune"):
         raise ValueError(f"method must be 'exact' or 'prune', got {method!r}.")
-    # Chunks keep each iteration's temporaries in cache, and run on all cores: numpy's batched
-    # LAPACK calls release the GIL but are single-threaded.
+    if engine not in ("auto", "numba", "numpy"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}.")
+    nb = _numba_module() if engine in ("auto", "numba") else None
+    if engine == "numba" and nb is None:
+        raise ImportError("engine='numba' needs numba: pip install numba (or use engine='numpy').")
+    iters = max_iter or 20 * K.shape[1] + 10
+    if nb is not None:
+        K = np.ascontiguousarray(K)
+        b = np.ascontiguousarray(b)
+        if method == "exact":
+            theta, ok = nb.solve_exact(K, b, float(tol), int(iters), JITTER)
+            _warn_unconverged(int((~ok).sum()), len(ok), iters)
+        else:
+            theta = nb.solve_prune(K, b, float(tol), JITTER)
+        return _restore(theta, torch_in, meta, squeeze)
+    if method == "exact":
+        solve = lambda sl: _solve_exact(K[sl], b[sl], tol, iters)  # noqa: E731
+    else:
+        solve = lambda sl: _solve_prune(K[sl], b[sl], tol)  # noqa: E731
+    # Chunks keep each iteration's temporaries in cache.
     n = K.shape[0]
     slices = [slice(i, i + CHUNK) for i in range(0, n, CHUNK)]
     if len(slices) == 1 or _THREADS == 1:
         parts = [solve(sl) for sl in slices]
     else:
         parts = list(_pool().map(solve, slices))
-    theta = np.concatenate(parts)
-    return _restore(theta, torch_in, meta, squeeze)
+    return _restore(np.concatenate(parts), torch_in, meta, squeeze)
+
+
+def _warn_unconverged(bad: int, n: int, max_iter: int) -> None:
+    if bad:
+        warnings.warn(
+            f"solve_nnk: {bad} of {n} rows did not converge in {max_iter} iterations; "
+            "their kkt_residual shows how far they are. Raise max_iter.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def kkt_residual(K_SS, k_Sq, theta):

@@ -1,0 +1,24 @@
+"""Benchmark inputs: ReLU-like features with class structure, or real features from a file."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def relu_features(n: int, d: int = 512, n_classes: int = 10, seed: int = 0, dtype=np.float32):
+    """``[n, d]`` non-negative features (about half zeros) around ``n_classes`` centres, and labels.
+
+    Mimics a CNN's last ReLU block: class means plus per-point noise, clipped at zero.
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_classes, d)).astype(dtype)
+    y = rng.integers(0, n_classes, n)
+    X = centres[y] + 1.5 * rng.standard_normal((n, d)).astype(dtype)
+    return np.maximum(X, 0, out=X), y
+
+
+def load_or_make(path: str | None, n: int, d: int, seed: int = 0):
+    if path:
+        X = np.load(path).astype(np.float32)[:n]
+        return X, np.zeros(len(X), dtype=np.int64)
+    return relu_features(n, d, seed=seed)
