@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="print a model's train and test accuracy")
     _add_model_args(p)
     _add_data_args(p)
+
+    p = sub.add_parser("summary", help="print the headline metrics of every notebook in a results folder")
+    p.add_argument("folder", help="e.g. results/quick")
     return parser
 
 
@@ -236,6 +239,10 @@ def _cmd_evaluate(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 a reported error)."""
     args = build_parser().parse_args(argv)
+    if args.command == "summary":
+        from .reporting import print_summary
+
+        return print_summary(args.folder)
     import torch
 
     from .data import DataError
