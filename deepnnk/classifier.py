@@ -81,12 +81,17 @@ def candidate_kernels(
         return k_Sq, np.clip(K_SS, 0.0, 1.0, out=K_SS)
     if kernel == "gaussian":
         s = default_sigma(sq_dist) if sigma is None else np.broadcast_to(sigma, (len(Xq),))
-        k_Sq = gaussian_from_sqdist(sq_dist, s)
         if not with_K_SS:
-            return k_Sq, None
+            return gaussian_from_sqdist(sq_dist, s), None
         G = _gram(Z)
         sq = np.einsum("nkk->nk", G)
         d2 = sq[:, :, None] + sq[:, None, :] - 2 * G
+        # k_Sq from the same inner products as K_SS, not from the kNN's float32 distances: an
+        # inconsistent pair moves θ (a query equal to a candidate no longer gets it alone).
+        qt = torch.from_numpy(np.ascontiguousarray(Xq)).to(dt)
+        q_sq = torch.einsum("nd,nd->n", qt, qt).numpy().astype(np.float64)
+        cross = torch.einsum("nkd,nd->nk", Z, qt).numpy().astype(np.float64)
+        k_Sq = gaussian_from_sqdist(sq + q_sq[:, None] - 2 * cross, s)
         return k_Sq, gaussian_from_sqdist(d2, s)
     raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
 
@@ -183,8 +188,8 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         if k >= X.shape[0]:
             raise ValueError(
                 f"n_neighbors={k} must be smaller than the number of training points "
-                f"({X.shape[0]}): leave-one-out needs k other points. Lower n_neighbors or add "
-                "training data."
+                f"(n_samples={X.shape[0]}): leave-one-out needs k other points. Lower "
+                "n_neighbors or add training data."
             )
         self.classes_, self.y_fit_ = np.unique(y, return_inverse=True)
         self.X_fit_ = X
@@ -230,7 +235,8 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The class with the largest interpolated probability, ``[n]``."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        P = self.predict_proba(X)  # first: an unfitted estimator raises NotFittedError
+        return self.classes_[np.argmax(P, axis=1)]
 
     def explain(self, X):
         """Why each query gets its label.
@@ -261,7 +267,8 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
 
     def loo_predict(self) -> np.ndarray:
         """Leave-one-out predicted labels ``[N]``."""
-        return self.classes_[np.argmax(self.loo_predict_proba(), axis=1)]
+        P = self.loo_predict_proba()  # first: an unfitted estimator raises NotFittedError
+        return self.classes_[np.argmax(P, axis=1)]
 
     def loo_error(self) -> float:
         """Leave-one-out error rate on the training set, in [0, 1]."""

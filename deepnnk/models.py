@@ -40,7 +40,7 @@ class PaperCNN(nn.Module):
                 f"PaperCNN expects float images [N, 3, 32, 32] (NCHW, pixels/255), got {tuple(x.shape)}"
             )
         for i, conv in enumerate(self.convs):
-            x = torch.relu(conv(x))
+            x = torch.relu_(conv(x))  # in place: saves re-faulting a fresh activation buffer
             if self.dropout_p:
                 x = nn.functional.dropout(x, self.dropout_p, self.training)
             if i % 2 == 1:

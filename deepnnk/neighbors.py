@@ -33,6 +33,7 @@ def _block_rows(n_db: int, itemsize: int = 4) -> int:
 
 def _exact_rerank(q64, db, cand, exclude_rows):
     """float64 squared distances from ``q64 [b, d]`` to ``db[cand] [b, m, d]``; sort them."""
+    cand = torch.sort(cand, dim=1).values  # index order, so the stable sort keeps ties by index
     diff = db[cand].to(torch.float64) - q64[:, None, :]
     d2 = torch.einsum("bmd,bmd->bm", diff, diff)
     if exclude_rows is not None:
@@ -63,6 +64,10 @@ def _search_torch(q, db, k, exclude_self, block):
         if exclude_self:
             d32[torch.arange(len(qb), device=device), rows] = torch.inf
         c32, cand = torch.topk(d32, m, dim=1, largest=False)
+        # topk leaves equal distances (duplicate rows) in no set order: put ties in index order.
+        cand, perm = torch.sort(cand, dim=1)
+        c32, perm = torch.sort(torch.gather(c32, 1, perm), dim=1, stable=True)
+        cand = torch.gather(cand, 1, perm)
         out_d[start : start + len(qb)] = (c32[:, :k] + q_sq[:, None]).to(torch.float64).clamp_min(0)
         out_i[start : start + len(qb)] = cand[:, :k]
         if m == k:
