@@ -14,7 +14,11 @@ from numba import njit, prange
 
 @njit(cache=True, inline="always")
 def _solve_support(K, b, idx, s, jitter, L, y, z):
-    """z[idx[:s]] = (K_FF + jitter·I)⁻¹ b_F by Cholesky, z = 0 elsewhere."""
+    """z[idx[:s]] = (K_FF + jitter·I)⁻¹ b_F by Cholesky, z = 0 elsewhere.
+
+    Returns −1, or the support position whose pivot is not positive: that candidate is (to
+    rounding) a combination of the earlier ones, or K is indefinite there (float32 kernels).
+    """
     for a in range(s):
         ja = idx[a]
         for c in range(a + 1):
@@ -24,8 +28,9 @@ def _solve_support(K, b, idx, s, jitter, L, y, z):
                 acc -= L[a, m] * L[c, m]
             if a == c:
                 acc += jitter
-                # Rounding can leave a pivot ≤ 0 for exactly duplicated candidates.
-                L[a, a] = np.sqrt(acc) if acc > jitter * 1e-3 else np.sqrt(jitter)
+                if acc <= 0.5 * jitter:  # below the ridge: K is indefinite here
+                    return a
+                L[a, a] = np.sqrt(acc)
             else:
                 L[a, c] = acc / L[c, c]
     for a in range(s):
@@ -39,6 +44,7 @@ def _solve_support(K, b, idx, s, jitter, L, y, z):
         for m in range(a + 1, s):
             acc -= L[m, a] * z[idx[m]]
         z[idx[a]] = acc / L[a, a]
+    return -1
 
 
 @njit(cache=True)
@@ -51,6 +57,7 @@ def _exact_one(K, b, tol, max_iter, rel_jitter, theta):
         dmax = max(dmax, K[j, j])
     jitter = rel_jitter * dmax
     F = b > tol
+    failures = np.zeros(k, np.int64)
     theta[:] = 0.0
     idx = np.empty(k, np.int64)
     L = np.empty((k, k))
@@ -63,7 +70,16 @@ def _exact_one(K, b, tol, max_iter, rel_jitter, theta):
             if F[j]:
                 idx[s] = j
                 s += 1
-        _solve_support(K, b, idx, s, jitter, L, y, z)
+        bad = _solve_support(K, b, idx, s, jitter, L, y, z)
+        if bad >= 0:
+            # A dependent candidate adds nothing the others cannot: leave it out.
+            # In exact arithmetic only the starting support can be dependent: the active set
+            # re-adds the candidate if it is needed. A candidate failing repeatedly means K is
+            # indefinite (float32 rounding); leaving it out then stops the cycle.
+            F[idx[bad]] = False
+            failures[idx[bad]] += 1
+            theta[idx[bad]] = 0.0
+            continue
         alpha = 1.0
         blocking = -1
         for a in range(s):
@@ -90,7 +106,7 @@ def _exact_one(K, b, tol, max_iter, rel_jitter, theta):
             theta[idx[a]] = z[idx[a]]
         added = False
         for j in range(k):
-            if not F[j]:
+            if not F[j] and failures[j] < 3:
                 g = -b[j]
                 for a in range(s):
                     g += K[j, idx[a]] * theta[idx[a]]
@@ -145,7 +161,10 @@ def _prune_one(K, b, tol, rel_jitter, theta):
             if F[j]:
                 idx[s] = j
                 s += 1
-        _solve_support(K, b, idx, s, jitter, L, y, theta)
+        bad = _solve_support(K, b, idx, s, jitter, L, y, theta)
+        if bad >= 0:
+            F[idx[bad]] = False
+            continue
         negative = False
         for a in range(s):
             j = idx[a]

@@ -83,7 +83,9 @@ def candidate_kernels(
         s = default_sigma(sq_dist) if sigma is None else np.broadcast_to(sigma, (len(Xq),))
         if not with_K_SS:
             return gaussian_from_sqdist(sq_dist, s), None
-        G = _gram(Z)
+        # Distances from a Gram matrix cancel badly in float32 (low-dimensional data especially),
+        # leaving K_SS indefinite: the Gaussian kernel always accumulates in float64.
+        G = _gram(Z.to(torch.float64))
         sq = np.einsum("nkk->nk", G)
         d2 = sq[:, :, None] + sq[:, None, :] - 2 * G
         # k_Sq from the same inner products as K_SS, not from the kNN's float32 distances: an
@@ -133,8 +135,11 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
     tol : solver tolerance (see :func:`deepnnk.solve_nnk`).
     batch_size : queries per block of kernel + solve work; bounds memory (~k²·8 bytes a query).
     backend : kNN backend, "torch" (exact) or "faiss".
-    gram_dtype : "float32" or "float64", the precision of the candidates' inner products
-        (the solver itself always runs in float64). float32 is the authors' choice and 2× faster.
+    gram_dtype : "auto", "float32" or "float64": the precision of the candidates' inner products
+        for the cosine kernel (the solver always runs in float64; the Gaussian kernel always
+        uses float64). float32 is the authors' choice and about 2× faster; its ~1e-7 rounding
+        can make K_SS indefinite when the features span few dimensions, so "auto" takes float32
+        only when d ≥ 2k.
 
     Attributes
     ----------
@@ -151,7 +156,7 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         tol: float = 1e-10,
         batch_size: int = 2048,
         backend: str = "torch",
-        gram_dtype: str = "float32",
+        gram_dtype: str = "auto",
     ):
         self.n_neighbors = n_neighbors
         self.kernel = kernel
@@ -172,8 +177,10 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
-        if self.gram_dtype not in ("float32", "float64"):
-            raise ValueError(f"gram_dtype must be 'float32' or 'float64', got {self.gram_dtype!r}.")
+        if self.gram_dtype not in ("auto", "float32", "float64"):
+            raise ValueError(
+                f"gram_dtype must be 'auto', 'float32' or 'float64', got {self.gram_dtype!r}."
+            )
         if self.sigma is not None and not (np.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be a positive number or None, got {self.sigma!r}.")
 
@@ -195,7 +202,18 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         self.X_fit_ = X
         # The kernel reads candidates from this copy: unit rows for the cosine kernel.
         base = normalize_rows(X, "X") if self.kernel == "cosine" else X
-        self._X_kernel = torch.from_numpy(np.ascontiguousarray(base)).to(getattr(torch, self.gram_dtype))
+        self.gram_dtype_ = self.gram_dtype
+        if self.gram_dtype == "auto":
+            self.gram_dtype_ = "float32" if X.shape[1] >= 2 * k else "float64"
+        elif self.gram_dtype == "float32" and self.kernel == "cosine" and X.shape[1] < 2 * k:
+            raise ValueError(
+                f"gram_dtype='float32' with {X.shape[1]} features and n_neighbors={k}: K_SS has "
+                "rank ≤ d + 1 < k, and float32 rounding makes it indefinite, so the NNK weights "
+                "are unreliable. Use gram_dtype='float64' (or 'auto')."
+            )
+        self._X_kernel = torch.from_numpy(np.ascontiguousarray(base)).to(
+            getattr(torch, self.gram_dtype_)
+        )
         return self
 
     # ------------------------------------------------------------------ core
@@ -214,7 +232,7 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
             sl = slice(start, start + self.batch_size)
             k_Sq, K_SS = candidate_kernels(
                 self._X_kernel, Xq[sl], index[sl], sq_dist[sl], self.kernel, self.sigma,
-                with_K_SS=need_K, gram_dtype=self.gram_dtype,
+                with_K_SS=need_K, gram_dtype=self.gram_dtype_,
             )
             if need_K:
                 theta = solve_nnk(K_SS, k_Sq, method=self.solver, tol=self.tol)
