@@ -46,3 +46,10 @@ def real_data_root() -> Path:
 def checkpoint_root() -> Path:
     """Data root with the paper checkpoints (CIFAR-10 not needed), else skip."""
     return data_root_or_skip(cifar=False)
+
+
+# Same examples on every run (the project's determinism rule); no deadline on a shared 2-core box.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("deepnnk", derandomize=True, deadline=None)
+settings.load_profile("deepnnk")
