@@ -1,0 +1,274 @@
+"""The helpers behind notebooks/00_nnk_geometry.ipynb: data, KRI geometry, the small MLP and its
+pulled-back NNK polytopes, and that every figure builds."""
+
+from __future__ import annotations
+
+import copy
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from deepnnk import NNKClassifier, lessons  # noqa: E402
+from deepnnk.geometry import (  # noqa: E402
+    decision_boundary,
+    linear_regions,
+    locate,
+    point_in_polygon,
+    polygon_area,
+)
+
+BOUNDS = (-1.5, 2.5, -1.0, 1.5)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return lessons.make_split("moons", 120, 80, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(moons):
+    mlp = lessons.make_mlp((8, 8), seed=1)
+    states = lessons.train_mlp(mlp, moons.X_train, moons.y_train, 4, snapshots=(0, 4), seed=1)
+    return mlp, states
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_make_split_is_seeded_and_shaped():
+    a = lessons.make_split("blobs", 50, 30, seed=3)
+    b = lessons.make_split("blobs", 50, 30, seed=3)
+    c = lessons.make_split("blobs", 50, 30, seed=4)
+    assert a.X_train.shape == (50, 2) and a.X_test.shape == (30, 2)
+    assert a.y_train.shape == (50,) and a.n_classes == 3
+    np.testing.assert_array_equal(a.X_train, b.X_train)
+    assert not np.array_equal(a.X_train, c.X_train)
+    assert lessons.make_split("moons", 10, 10).n_classes == 2
+    with pytest.raises(ValueError, match="moons"):
+        lessons.make_split("circles", 10, 10)
+
+
+def test_bounds_and_grid():
+    X = np.array([[0.0, 1.0], [2.0, 3.0]])
+    assert lessons.padded_bounds(X, 0.5) == (-1.0, 3.0, 0.0, 4.0)
+    xx, yy, pts = lessons.grid((0, 1, 0, 2), 5)
+    assert xx.shape == yy.shape == (5, 5) and pts.shape == (25, 2)
+    assert pts.min(0).tolist() == [0, 0] and pts.max(0).tolist() == [1, 2]
+
+
+# --------------------------------------------------------------------------- KRI geometry
+
+
+def test_kri_margins_by_hand():
+    # Query at the origin, anchor at (1, 0): its KRI line is x = 1, query side x < 1.
+    M = lessons.kri_margins([0, 0], [[0.5, 3.0], [2.0, 0.0], [1.0, -7.0]], [[1.0, 0.0]])
+    np.testing.assert_allclose(M[:, 0], [0.5, -1.0, 0.0], atol=1e-15)
+
+
+def test_kri_statistics_by_hand():
+    q = np.zeros((1, 2))
+    # Kept: (1, 0) and (0, 1). Discarded: (2, 0) behind (1, 0)'s line; (0.3, 0.3) inside both.
+    P = np.array([[[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.3, 0.3]]])
+    kept = np.array([[True, True, False, False]])
+    s = lessons.kri_statistics(q, P, kept)
+    assert s["discarded_outside"] == 0.5
+    assert s["queries_all_discarded_outside"] == 0.0
+    assert s["kept_pairs_consistent"] == 1.0
+    assert s["mean_selected"] == 2.0
+    s = lessons.kri_statistics(q, P[:, :3], kept[:, :3])
+    assert s["discarded_outside"] == 1.0 and s["queries_all_discarded_outside"] == 1.0
+
+
+def test_pairwise_kri_matches_the_solver(moons):
+    clf = NNKClassifier(8, kernel="gaussian").fit(moons.X_train, moons.y_train)
+    C, kept = lessons.batch_neighbourhoods(clf, moons.X_test)
+    assert C.shape == (80, 8, 2) and kept.shape == (80, 8)
+    ok, n = lessons.pairwise_kri_check(moons.X_test, C)
+    assert ok
+    assert 0.99 * 80 * 28 <= n <= 80 * 28  # only exact ties may be skipped
+
+
+def test_pairwise_kri_check_can_fail(moons, monkeypatch):
+    # Draw the KRI lines for the wrong query (the solver still sees the true distances): the
+    # check must notice.
+    clf = NNKClassifier(8, kernel="gaussian").fit(moons.X_train, moons.y_train)
+    C, _ = lessons.batch_neighbourhoods(clf, moons.X_test)
+    real = lessons._kri_matrix
+    monkeypatch.setattr(lessons, "_kri_matrix", lambda q, P: real(np.asarray(q) + 0.5, P))
+    ok, _ = lessons.pairwise_kri_check(moons.X_test, C)
+    assert not ok
+
+
+def test_neighbourhood_and_summary(moons):
+    clf = NNKClassifier(10, kernel="gaussian").fit(moons.X_train, moons.y_train)
+    q = np.array([0.5, 0.25])
+    nb = lessons.neighbourhood(clf, q)
+    idx, w, _ = clf.explain(q[None])
+    np.testing.assert_array_equal(nb.index, idx[0])
+    np.testing.assert_allclose(nb.weights, w[0])
+    np.testing.assert_allclose(nb.points, moons.X_train[idx[0]])
+    assert nb.radius == pytest.approx(np.linalg.norm(moons.X_train[idx[0, -1]] - q))
+    s = lessons.summary(nb)
+    assert s["n_candidates"] == 10 and s["n_selected"] == nb.kept.sum() >= 1
+    assert sum(s["weights"]) == pytest.approx(1.0)
+    assert 0.0 <= s["discarded_outside"] <= 1.0
+    outside = lessons.discarded_outside(nb)
+    assert outside.shape == ((~nb.kept).sum(),)
+
+
+# --------------------------------------------------------------------------- curves
+
+
+def test_loo_curve(moons):
+    c = lessons.loo_curve(moons.X_train, moons.y_train, [2, 6])
+    assert c["k"] == [2, 6]
+    ref = NNKClassifier(6, kernel="gaussian").fit(moons.X_train, moons.y_train).loo_error()
+    assert c["nnk"][1] == ref
+    assert all(0 <= e <= 1 for e in c["nnk"] + c["knn"])
+    assert all(1 <= s <= k for s, k in zip(c["nnk_selected"], c["k"], strict=True))
+    # With k = 2 kNN and NNK see the same two candidates; NNK uses at most both.
+    assert c["nnk_selected"][0] <= 2
+
+
+# --------------------------------------------------------------------------- the MLP
+
+
+def test_train_mlp_is_adam_and_snapshots(moons):
+    mlp = lessons.make_mlp((8, 8), seed=2)
+    ref = copy.deepcopy(mlp)
+    states = lessons.train_mlp(mlp, moons.X_train, moons.y_train, 3, snapshots=(0, 2), seed=5)
+    assert sorted(states) == [0, 2]
+    for name, t in ref.state_dict().items():
+        torch.testing.assert_close(states[0][name], t)
+    X = torch.as_tensor(moons.X_train, dtype=torch.float32)
+    y = torch.as_tensor(moons.y_train)
+    gen = torch.Generator().manual_seed(5)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+    for _ in range(3):
+        for b in torch.randperm(len(X), generator=gen).split(32):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(ref(X[b]), y[b]).backward()
+            opt.step()
+    for a, b in zip(mlp.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_snapshot_epochs():
+    e = lessons.snapshot_epochs(100, 5)
+    assert e[0] == 0 and e[-1] == 100 and e == sorted(set(e)) and len(e) <= 5
+    assert lessons.snapshot_epochs(3, 10) == [0, 1, 2, 3]
+    assert lessons.snapshot_epochs(10, 1) == [0]
+
+
+def test_hidden_features_match_the_regions(trained):
+    mlp, _ = trained
+    regions = linear_regions(mlp, BOUNDS)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform([BOUNDS[0], BOUNDS[2]], [BOUNDS[1], BOUNDS[3]], (300, 2))
+    where = locate(regions, pts)
+    assert (where >= 0).all()
+    H = lessons.hidden_features(mlp, pts)
+    affine = np.stack([regions[r].hidden_A @ p + regions[r].hidden_c for r, p in zip(where, pts,
+                                                                                     strict=True)])
+    np.testing.assert_allclose(H, affine, atol=1e-9)
+    logits = np.stack([regions[r](p[None])[0] for r, p in zip(where, pts, strict=True)])
+    np.testing.assert_array_equal(lessons.network_labels(mlp, pts), logits.argmax(1))
+
+
+def test_pulled_back_polytope_is_the_exact_preimage(trained, moons):
+    mlp, _ = trained
+    regions = linear_regions(mlp, BOUNDS)
+    H_train = lessons.hidden_features(mlp, moons.X_train)
+    q = np.array([0.4, 0.2])
+    h_q = lessons.hidden_features(mlp, q[None])[0]
+    H_kept = H_train[[3, 17, 40]]
+    pieces = lessons.pulled_back_polytope(regions, h_q, H_kept)
+    assert pieces and all(len(p) >= 3 for p in pieces)
+    rng = np.random.default_rng(1)
+    pts = rng.uniform([BOUNDS[0], BOUNDS[2]], [BOUNDS[1], BOUNDS[3]], (3000, 2))
+    cond = np.einsum("nh,jh->nj", lessons.hidden_features(mlp, pts), h_q - H_kept) - np.einsum(
+        "jh,jh->j", H_kept, h_q - H_kept
+    )
+    clear = np.abs(cond).min(1) > 1e-7
+    inside = np.zeros(len(pts), dtype=bool)
+    for p in pieces:
+        inside |= point_in_polygon(pts, p)
+    np.testing.assert_array_equal(inside[clear], (cond >= 0).all(1)[clear])
+    # The query is always in its own polytope; the pieces tile part of the box.
+    assert any(point_in_polygon(q[None], p)[0] for p in pieces)
+    area = sum(polygon_area(p) for p in pieces)
+    assert 0 < area <= polygon_area([[BOUNDS[0], BOUNDS[2]], [BOUNDS[1], BOUNDS[2]],
+                                     [BOUNDS[1], BOUNDS[3]], [BOUNDS[0], BOUNDS[3]]]) + 1e-9
+
+
+def test_probe_polytopes_and_epoch_history(trained, moons):
+    mlp, states = trained
+    regions = linear_regions(mlp, BOUNDS)
+    clf = NNKClassifier(6, kernel="gaussian").fit(moons.X_train, moons.y_train)
+    fclf = lessons.feature_nnk(mlp, moons, 6)
+    probes = lessons.probe_polytopes(mlp, regions, clf, fclf, [(0.5, 0.25), (-0.8, 0.6)], BOUNDS)
+    assert len(probes) == 2
+    for p in probes:
+        assert p["input_selected"] == len(p["input"][0]) >= 1
+        assert p["feature_selected"] == len(p["feature"][0]) >= 1
+        assert p["input_area"] > 0 and p["feature_area"] > 0
+        assert p["feature_pieces"] == len(p["feature"][1])
+    before = copy.deepcopy(mlp.state_dict())
+    hist = lessons.epoch_history(mlp, states, moons, BOUNDS, 6, res=12)
+    for name, t in before.items():
+        torch.testing.assert_close(mlp.state_dict()[name], t)  # the model is left alone
+    assert hist["epoch"] == [0, 4]
+    assert all(n > 0 for n in hist["n_regions"])
+    for key in ("loo_nnk_features", "test_error", "agreement_nnk_features"):
+        assert all(0 <= v <= 1 for v in hist[key])
+
+
+# --------------------------------------------------------------------------- figures and widgets
+
+
+def test_every_figure_builds(trained, moons):
+    mlp, states = trained
+    data = {"moons": moons, "blobs": lessons.make_split("blobs", 120, 40, seed=0)}
+    clfs = {n: NNKClassifier(6, kernel="gaussian").fit(d.X_train, d.y_train)
+            for n, d in data.items()}
+    nbs = {n: lessons.neighbourhood(clfs[n], (0.3, 0.2)) for n in data}
+    for kri in (False, True):
+        fig = lessons.neighbourhood_panels(data, nbs, kri=kri)
+        assert len(fig.axes) == 2
+    knn = NNKClassifier(6, kernel="gaussian", weighting="knn").fit(moons.X_train, moons.y_train)
+    fig = lessons.field_panels({"NNK": clfs["moons"], "kNN": knn}, moons, BOUNDS, 10)
+    assert len(fig.axes) == 3  # two fields and the colour bar
+    loo = {n: lessons.loo_curve(d.X_train, d.y_train, [2, 4]) for n, d in data.items()}
+    assert len(lessons.loo_figure(loo).axes) == 4
+    regions = linear_regions(mlp, BOUNDS)
+    fclf = lessons.feature_nnk(mlp, moons, 6)
+    probes = lessons.probe_polytopes(mlp, regions, clfs["moons"], fclf, [(0.5, 0.25)], BOUNDS)
+    fig = lessons.polytope_figure(regions, decision_boundary(regions), moons, BOUNDS, probes)
+    assert len(fig.axes) == 2
+    xx, yy, pts = lessons.grid(BOUNDS, 10)
+    hist = lessons.epoch_history(mlp, states, moons, BOUNDS, 6, res=8)
+    labels = lessons.network_labels(mlp, pts)
+    assert len(lessons.agreement_figure(xx, yy, labels, labels, moons, hist).axes) == 3
+    fig, selected = lessons.k_sweep_figure(moons, (0.5, 0.25), [3, 8])
+    assert sorted(selected) == [3, 8] and all(1 <= v <= k for k, v in selected.items())
+
+
+def test_widgets_only_in_a_live_kernel(moons):
+    assert not lessons.widgets_available()  # plain pytest: no kernel, Agg backend
+    pytest.importorskip("ipywidgets")
+    box = lessons.neighbourhood_explorer({"moons": moons}, {"moons": (0.5, 0.25)}, 6, k_max=12)
+    slider = box.children[0].children[1]
+    slider.value = 4  # redraws without error
+    assert slider.value == 4

@@ -1,0 +1,115 @@
+"""Run notebooks/00_nnk_geometry.ipynb headless (smoke profile) and check its metrics.json.
+
+Papermill starts the Jupyter kernel named ``python3``. The venv's ipykernel ships that
+kernelspec with ``argv[0] = "python"``, which jupyter_client replaces by the interpreter running
+the test, so the kernel is this venv's Python. Where the ``python3`` spec points elsewhere, run
+``python -m ipykernel install --sys-prefix --name python3`` with the venv's Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pm = pytest.importorskip("papermill")
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "00_nnk_geometry.ipynb"
+FIGURES = (
+    "01_knn_vs_nnk",
+    "02_kri_polytope",
+    "03_interpolation_field",
+    "04_loo_vs_k",
+    "05_network_polytopes",
+    "06_agreement_and_training",
+    "07_k_sweep",
+)
+
+
+def _check_kernel() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel:
+        pytest.fail("no Jupyter kernel named python3: run `python -m ipykernel install "
+                    "--sys-prefix --name python3` with this venv's Python")
+    exe = spec.argv[0]
+    v = sys.version_info
+    if exe not in ("python", f"python{v[0]}", f"python{v[0]}.{v[1]}") and not (
+        os.path.exists(exe) and os.path.samefile(exe, sys.executable)
+    ):
+        pytest.fail(f"kernel python3 runs {exe}, not {sys.executable}: run `python -m ipykernel "
+                    "install --sys-prefix --name python3` with this venv's Python")
+
+
+def _in_unit(x) -> bool:
+    return isinstance(x, (int, float)) and 0.0 <= x <= 1.0
+
+
+@pytest.mark.notebook
+def test_notebook_00_smoke(tmp_path, monkeypatch):
+    _check_kernel()
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    pm.execute_notebook(
+        str(NOTEBOOK),
+        str(tmp_path / "00_nnk_geometry.ipynb"),
+        parameters={"profile": "smoke", "results_root": str(tmp_path), "interactive": False},
+        kernel_name="python3",
+        cwd=str(NOTEBOOK.parent),
+        progress_bar=False,
+    )
+    out = tmp_path / "smoke" / "00_nnk_geometry"
+    m = json.loads((out / "metrics.json").read_text())
+    for name in FIGURES:
+        assert (out / f"{name}.png").stat().st_size > 0
+        assert (out / f"{name}.pdf").stat().st_size > 0
+
+    assert m["profile"] == "smoke" and m["k"] == 10
+    for name in ("moons", "blobs"):
+        nb = m["neighbourhood"][name]
+        assert 1 <= nb["n_selected"] <= nb["n_candidates"] == m["k"]
+        assert abs(sum(nb["weights"]) - 1) < 1e-9 and _in_unit(nb["discarded_outside"])
+
+        pc = m["polytope_check"]
+        assert pc["pairs_checked"][name] > 0
+        stats = pc["test"][name]
+        for key in ("discarded_outside", "queries_all_discarded_outside", "kept_pairs_consistent"):
+            assert _in_unit(stats[key])
+        assert 1 <= stats["mean_selected"] <= m["k"]
+
+        loo = m["loo"][name]
+        assert loo["k"] == m["sizes"]["ks"]
+        assert all(_in_unit(e) for e in loo["nnk"] + loo["knn"])
+        assert all(1 <= s <= k for s, k in zip(loo["nnk_selected"], loo["k"], strict=True))
+    assert m["polytope_check"]["pairwise_kri_matches_solver"] is True
+
+    assert _in_unit(m["field"]["test_error_nnk"]) and _in_unit(m["field"]["test_error_knn"])
+
+    net = m["network"]
+    assert net["n_regions"] > 0 and net["boundary_segments"] > 0
+    for p in net["probes"]:
+        assert p["input_selected"] >= 1 and p["feature_selected"] >= 1
+        assert p["input_area"] > 0 and p["feature_area"] > 0 and p["feature_pieces"] >= 1
+
+    assert _in_unit(m["agreement"]["nnk_features"]) and _in_unit(m["agreement"]["nnk_input"])
+    ep = m["epochs"]
+    assert ep["epoch"][0] == 0 and ep["epoch"][-1] == m["sizes"]["epochs"]
+    assert all(n > 0 for n in ep["n_regions"])
+    for key in ("loo_nnk_features", "test_error", "agreement_nnk_features"):
+        assert len(ep[key]) == len(ep["epoch"]) and all(_in_unit(v) for v in ep[key])
+    # A trained network beats chance on the moons.
+    assert ep["test_error"][-1] < 0.3
+
+    assert all(1 <= v <= int(k) for k, v in m["k_sweep"].items())
+    s = m["summary"]
+    assert s["pairwise_kri_matches_solver"] is True and s["n_regions"] == ep["n_regions"][-1]
+    for key in ("discarded_outside_moons", "discarded_outside_blobs", "test_error_nnk",
+                "test_error_knn", "loo_nnk_features", "test_error_network",
+                "agreement_nnk_features"):
+        assert _in_unit(s[key]), key
+    assert m["elapsed_s"] > 0
