@@ -79,7 +79,8 @@ for nb in notebooks/[0-9]*.ipynb; do
   t0=$(date +%s)
   "$PY" -m papermill "$nb" "$out/$name.ipynb" -k deepnnk --cwd notebooks \
     -p profile "$PROFILE" -p data_root "$(realpath -m "$DATA")" \
-    -p results_root "$(realpath -m "$RESULTS")" -p weights "$WEIGHTS" -p solver "$SOLVER" \
+    -p results_root "$(realpath -m "$RESULTS")" -p checkpoints_root "$(realpath -m checkpoints)" \
+    -p weights "$WEIGHTS" -p solver "$SOLVER" \
     --log-level WARNING
   echo "   done in $(( $(date +%s) - t0 )) s"
 done
