@@ -85,14 +85,16 @@ def candidate_kernels(
             return gaussian_from_sqdist(sq_dist, s), None
         # Distances from a Gram matrix cancel badly in float32 (low-dimensional data especially),
         # leaving K_SS indefinite: the Gaussian kernel always accumulates in float64.
-        G = _gram(Z.to(torch.float64))
+        Z = Z.to(torch.float64)
+        G = _gram(Z)
         sq = np.einsum("nkk->nk", G)
         d2 = sq[:, :, None] + sq[:, None, :] - 2 * G
-        # k_Sq from the same inner products as K_SS, not from the kNN's float32 distances: an
-        # inconsistent pair moves θ (a query equal to a candidate no longer gets it alone).
-        qt = torch.from_numpy(np.ascontiguousarray(Xq)).to(dt)
-        q_sq = torch.einsum("nd,nd->n", qt, qt).numpy().astype(np.float64)
-        cross = torch.einsum("nkd,nd->nk", Z, qt).numpy().astype(np.float64)
+        # k_Sq from the same float64 inner products as K_SS, not from the kNN's float32
+        # distances, and with the query rounded like the stored candidates: an inconsistent
+        # pair moves θ (a query equal to a candidate no longer gets it alone).
+        qt = torch.from_numpy(np.ascontiguousarray(Xq)).to(dt).to(torch.float64)
+        q_sq = torch.einsum("nd,nd->n", qt, qt).numpy()
+        cross = torch.einsum("nkd,nd->nk", Z, qt).numpy()
         k_Sq = gaussian_from_sqdist(sq + q_sq[:, None] - 2 * cross, s)
         return k_Sq, gaussian_from_sqdist(d2, s)
     raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")

@@ -104,7 +104,7 @@ def wide_blobs():
 
 # Not prune with float32 Grams: the prune rule is discontinuous in K (a sign flip drops a
 # candidate), so a float64 recomputation may legitimately follow another path.
-# Nor float32 Grams on the narrow data (6 features < 2k), where they make K_SS indefinite.
+# float32 Grams on the narrow data (6 features < 2k) would make K_SS indefinite: refused.
 @pytest.mark.parametrize(
     ("dataset", "solver", "gram_dtype"),
     [
@@ -113,6 +113,7 @@ def wide_blobs():
         ("wide", "exact", "float32"),
         ("narrow", "exact", "float64"),
         ("narrow", "prune", "float64"),
+        ("narrow", "exact", "float32"),
     ],
 )
 def test_explain_recomputed_independently(blobs, wide_blobs, dataset, solver, gram_dtype):

@@ -208,6 +208,17 @@ def test_query_equal_to_training_point_default_gram():
             assert one_hot_error(X, y, i, k, kernel=kernel) < 1e-3
 
 
+def test_query_equal_to_training_point_gaussian_float32_features():
+    """float32 candidate storage (d ≥ 2k): the Gaussian kernel still sees the query and its own
+    copy as the same point, so the label is exact."""
+    for seed in range(20):
+        X, y, i, k = query_in_data(seed)
+        X = np.hstack([X, X])  # d ≥ 2k
+        for solver in ("exact", "prune"):
+            err = one_hot_error(X, y, i, k, kernel="gaussian", solver=solver, gram_dtype="float32")
+            assert err <= 1e-9, (seed, solver, err)
+
+
 CLOSE_SEED = 28  # fails by 3e-9 (both engines)
 LOW_DIM_SEED = 7  # fails by 2e-3 (both engines)
 
