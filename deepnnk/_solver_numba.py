@@ -125,8 +125,7 @@ def _exact_one(K, b, tol, max_iter, rel_jitter, theta):
     return converged
 
 
-@njit(cache=True, parallel=True)
-def solve_exact(K, b, tol, max_iter, rel_jitter):
+def _exact_batch(K, b, tol, max_iter, rel_jitter):
     """θ ``[n, k]`` and a converged flag ``[n]`` for ``K [n, k, k]``, ``b [n, k]`` (float64)."""
     n, k = b.shape
     theta = np.zeros((n, k))
@@ -134,6 +133,10 @@ def solve_exact(K, b, tol, max_iter, rel_jitter):
     for i in prange(n):
         ok[i] = _exact_one(K[i], b[i], tol, max_iter, rel_jitter, theta[i])
     return theta, ok
+
+
+solve_exact = njit(cache=True, parallel=True)(_exact_batch)
+solve_exact_serial = njit(cache=True)(_exact_batch)
 
 
 @njit(cache=True)
@@ -177,10 +180,13 @@ def _prune_one(K, b, tol, rel_jitter, theta):
             theta[j] = 0.0
 
 
-@njit(cache=True, parallel=True)
-def solve_prune(K, b, tol, rel_jitter):
+def _prune_batch(K, b, tol, rel_jitter):
     n, k = b.shape
     theta = np.zeros((n, k))
     for i in prange(n):
         _prune_one(K[i], b[i], tol, rel_jitter, theta[i])
     return theta
+
+
+solve_prune = njit(cache=True, parallel=True)(_prune_batch)
+solve_prune_serial = njit(cache=True)(_prune_batch)

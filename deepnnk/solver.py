@@ -261,11 +261,16 @@ def solve_nnk(
     if nb is not None:
         K = np.ascontiguousarray(K)
         b = np.ascontiguousarray(b)
+        # Threads cost more than they save on a few small problems.
+        parallel = K.shape[0] * K.shape[1] ** 2 >= 20_000
         if method == "exact":
-            theta, ok = nb.solve_exact(K, b, float(tol), int(iters), JITTER)
+            run = nb.solve_exact if parallel else nb.solve_exact_serial
+            theta, ok = run(K, b, float(tol), int(iters), JITTER)
             _warn_unconverged(int((~ok).sum()), len(ok), iters)
+            _own_copies(K, b, theta)
         else:
-            theta = nb.solve_prune(K, b, float(tol), JITTER)
+            run = nb.solve_prune if parallel else nb.solve_prune_serial
+            theta = run(K, b, float(tol), JITTER)
         return _restore(theta, torch_in, meta, squeeze)
     if method == "exact":
         solve = lambda sl: _solve_exact(K[sl], b[sl], tol, iters)  # noqa: E731
@@ -278,7 +283,31 @@ def solve_nnk(
         parts = [solve(sl) for sl in slices]
     else:
         parts = list(_pool().map(solve, slices))
-    return _restore(np.concatenate(parts), torch_in, meta, squeeze)
+    theta = np.concatenate(parts)
+    if method == "exact":
+        _own_copies(K, b, theta)
+    return _restore(theta, torch_in, meta, squeeze)
+
+
+def _own_copies(K, b, theta, rel_tol: float = 1e-12) -> None:
+    """Rows whose query is one of its candidates (column j of K_SS equals k_Sq) get θ = e_j·b_j/K_jj.
+
+    That point is exactly optimal (its gradient is zero) and is what interpolation must return;
+    the ridge of the support solve would otherwise spread ~1e-9 of the weight (more when K_SS is
+    singular) over other optimal-looking candidates. Edits ``theta`` in place.
+    """
+    for start in range(0, len(b), CHUNK):
+        sl = slice(start, start + CHUNK)
+        Kc, bc = K[sl], b[sl]
+        gap = np.abs(Kc - bc[:, :, None]).max(1)  # [n, k]: max_l |K_lj − b_l| per column j
+        scale = np.maximum(np.abs(bc).max(1, keepdims=True), 1e-300)
+        hit = gap <= rel_tol * scale
+        rows = np.nonzero(hit.any(1))[0]
+        if rows.size:
+            j = hit[rows].argmax(1)
+            t = np.zeros((rows.size, b.shape[1]))
+            t[np.arange(rows.size), j] = bc[rows, j] / Kc[rows, j, j]
+            theta[start + rows] = t
 
 
 def _warn_unconverged(bad: int, n: int, max_iter: int) -> None:

@@ -219,27 +219,15 @@ def test_query_equal_to_training_point_gaussian_float32_features():
             assert err <= 1e-9, (seed, solver, err)
 
 
-CLOSE_SEED = 28  # fails by 3e-9 (both engines)
-LOW_DIM_SEED = 7  # fails by 2e-3 (both engines)
+CLOSE_SEED = 28  # failed by 3e-9 before solve_nnk recognised a query's own copy
+LOW_DIM_SEED = 7  # failed by 2e-3 (K_SS singular) before that
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exact solver: its 1e-12 relative ridge moves θ by ~1e-12/λ_min(K_SS); with other "
-    "points at ~0.1 relative distance that spreads ~3e-9 of the weight off the query's own copy "
-    "(the end-of-solve zeroing only removes weights ≤ tol·max θ = 1e-10)",
-)
 def test_query_equal_to_training_point_close_neighbours():
     X, y, i, k = query_in_data(CLOSE_SEED, min_dist=0.1)
     assert one_hot_error(X, y, i, k, gram_dtype="float64") <= 1e-9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exact solver, k > d + 1 (K_SS singular): the ridge-regularised support solve "
-    "returns the minimum-norm point of a flat optimum instead of the query's own copy, so the "
-    "label is spread over other points though θ = e_i is the unique exact optimum",
-)
 def test_query_equal_to_training_point_low_dimension():
     X, y, i, k = query_in_data(LOW_DIM_SEED, min_dist=0.1, low_dim=True)
     assert one_hot_error(X, y, i, k, gram_dtype="float64") <= 1e-9
