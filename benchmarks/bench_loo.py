@@ -62,19 +62,35 @@ def main(argv=None):
         return _child(a.child, n, a.d, a.k, a.features, a.engine)
     results = {}
     for what in ("search", "loo"):
-        cmd = [sys.executable, __file__, "--child", what, "--n", str(n), "--d", str(a.d),
-               "--k", str(a.k), "--engine", a.engine]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            what,
+            "--n",
+            str(n),
+            "--d",
+            str(a.d),
+            "--k",
+            str(a.k),
+            "--engine",
+            a.engine,
+        ]
         if a.features:
             cmd += ["--features", a.features]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results[what] = json.loads(out.strip().splitlines()[-1])
     s, l = results["search"], results["loo"]
-    print(f"n={n}, d={a.d}, k={a.k}, {'file ' + a.features if a.features else 'synthetic'}, "
-          f"solver engine {a.engine}")
+    print(
+        f"n={n}, d={a.d}, k={a.k}, {'file ' + a.features if a.features else 'synthetic'}, "
+        f"solver engine {a.engine}"
+    )
     print(f"{'step':28s} {'seconds':>8s} {'peak GiB':>9s} {'vs search':>10s}")
     print(f"{'brute-force search alone':28s} {s['seconds']:8.2f} {s['peak_gib']:9.2f} {1:10.2f}x")
-    print(f"{'full LOO sweep':28s} {l['seconds']:8.2f} {l['peak_gib']:9.2f} "
-          f"{l['seconds'] / s['seconds']:10.2f}x")
+    print(
+        f"{'full LOO sweep':28s} {l['seconds']:8.2f} {l['peak_gib']:9.2f} "
+        f"{l['seconds'] / s['seconds']:10.2f}x"
+    )
     print(f"LOO-NNK error {l['loo_error']:.4f}")
 
 

@@ -70,7 +70,10 @@ def main(argv=None):
     d2, idx = knn(q, db, a.k)
     U = normalize_rows(db)
     k_Sq, K_SS = candidate_kernels(U, q, idx, d2, "cosine", gram_dtype="float64")
-    print(f"{n} queries, k={a.k}, d={X.shape[1]}  ({'file ' + a.features if a.features else 'synthetic'})")
+    print(
+        f"{n} queries, k={a.k}, d={X.shape[1]}  "
+        f"({'file ' + a.features if a.features else 'synthetic'})"
+    )
 
     solve_nnk(K_SS[:256], k_Sq[:256])  # warm-up (thread pool, BLAS)
     t0 = time.perf_counter()
@@ -103,8 +106,13 @@ def main(argv=None):
     ):
         print(f"{name:34s} {t:9.2f} {t / t_exact:9.2f}x")
     print(f"exact: max KKT residual {r.max():.2e}; mean support {np.mean((theta > 0).sum(1)):.1f}")
-    print(f"prune: max KKT residual {rp.max():.2e}; rows violating KKT (>1e-9) {np.mean(rp > 1e-9):.1%}")
-    print(f"exact − nnls objective on the subsample: max {gap.max():.1e} (≤ 0 means ours is as good)")
+    print(
+        f"prune: max KKT residual {rp.max():.2e}; "
+        f"rows violating KKT (>1e-9) {np.mean(rp > 1e-9):.1%}"
+    )
+    print(
+        f"exact − nnls objective on the subsample: max {gap.max():.1e} (≤ 0 means ours is as good)"
+    )
 
 
 if __name__ == "__main__":

@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_data_args(p)
 
-    p = sub.add_parser("summary", help="print the headline metrics of every notebook in a results folder")
+    p = sub.add_parser(
+        "summary", help="print the headline metrics of every notebook in a results folder"
+    )
     p.add_argument("folder", help="e.g. results/quick")
     return parser
 

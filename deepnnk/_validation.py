@@ -63,7 +63,9 @@ def check_k(k, n: int, *, exclude_self: bool = False, name: str = "k") -> int:
         raise ValueError(f"{name} must be a positive integer, got {k!r}.")
     available = n - 1 if exclude_self else n
     if k > available:
-        what = "other training points (leave-one-out excludes the query)" if exclude_self else "points"
+        what = (
+            "other training points (leave-one-out excludes the query)" if exclude_self else "points"
+        )
         raise ValueError(
             f"{name}={k} neighbours requested but only {available} {what} exist; "
             f"use {name} <= {available} or add more data."

@@ -233,8 +233,14 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         for start in progress(starts, n > 8 * self.batch_size, "NNK"):
             sl = slice(start, start + self.batch_size)
             k_Sq, K_SS = candidate_kernels(
-                self._X_kernel, Xq[sl], index[sl], sq_dist[sl], self.kernel, self.sigma,
-                with_K_SS=need_K, gram_dtype=self.gram_dtype_,
+                self._X_kernel,
+                Xq[sl],
+                index[sl],
+                sq_dist[sl],
+                self.kernel,
+                self.sigma,
+                with_K_SS=need_K,
+                gram_dtype=self.gram_dtype_,
             )
             if need_K:
                 theta = solve_nnk(K_SS, k_Sq, method=self.solver, tol=self.tol)

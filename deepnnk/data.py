@@ -153,7 +153,7 @@ def load_cifar10(
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 ``[N, 32, 32, 3]`` → float32 ``[N, 3, 32, 32]`` in [0, 1] (pixels/255, as the paper)."""
+    """uint8 ``[N, 32, 32, 3]`` → float32 ``[N, 3, 32, 32]`` in [0, 1] (pixels/255, paper)."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
         raise ValueError(
@@ -171,7 +171,9 @@ class CIFAR10Arrays(Dataset):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels; they must match.")
         if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES)):
-            raise ValueError(f"labels must lie in 0..{len(CLASSES) - 1}, got {labels.min()}..{labels.max()}.")
+            raise ValueError(
+                f"labels must lie in 0..{len(CLASSES) - 1}, got {labels.min()}..{labels.max()}."
+            )
         self.x = to_tensor(images)
         self.y = torch.as_tensor(labels, dtype=torch.int64)
         self.hflip = hflip

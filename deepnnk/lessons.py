@@ -254,8 +254,16 @@ def _kri_segment(query, x_j, length: float) -> np.ndarray:
     return np.stack([x_j - length * t, x_j + length * t])
 
 
-def draw_neighbourhood(ax, X, y, nb: Neighbourhood, kri: bool = False, zoom: float = 2.2,
-                       title: str | None = None, half_width: float | None = None) -> None:
+def draw_neighbourhood(
+    ax,
+    X,
+    y,
+    nb: Neighbourhood,
+    kri: bool = False,
+    zoom: float = 2.2,
+    title: str | None = None,
+    half_width: float | None = None,
+) -> None:
     """Draw the data, the query (star), its kNN ball (dashed circle; only meaningful when the
     neighbours were chosen in this plane) and the NNK neighbours (edges ∝ weight).
 
@@ -278,12 +286,27 @@ def draw_neighbourhood(ax, X, y, nb: Neighbourhood, kri: bool = False, zoom: flo
         D = P[~kept]
         ax.scatter(*D[outside].T, marker="x", c="grey", s=30, zorder=3, label="discarded, outside")
         if (~outside).any():
-            ax.scatter(*D[~outside].T, marker="o", facecolors="none", edgecolors="crimson", s=60,
-                       lw=1.2, zorder=3, label="discarded, inside")
+            ax.scatter(
+                *D[~outside].T,
+                marker="o",
+                facecolors="none",
+                edgecolors="crimson",
+                s=60,
+                lw=1.2,
+                zorder=3,
+                label="discarded, inside",
+            )
     else:
         ax.add_patch(Circle(q, r, fill=False, ls="--", ec="k", lw=1.0, zorder=2))
-        ax.scatter(*P[~kept].T, marker="o", facecolors="none", edgecolors="k", s=30, zorder=3,
-                   label="kNN only")
+        ax.scatter(
+            *P[~kept].T,
+            marker="o",
+            facecolors="none",
+            edgecolors="k",
+            s=30,
+            zorder=3,
+            label="kNN only",
+        )
     w = nb.weights[kept]
     segs = [np.stack([q, x]) for x in P[kept]]
     ax.add_collection(LineCollection(segs, colors="k", lw=0.5 + 5 * w, zorder=4))
@@ -330,8 +353,13 @@ def draw_field(ax, xx, yy, P, X, y, title: str) -> None:
     ax.pcolormesh(xx, yy, P, cmap="RdBu_r", vmin=0, vmax=1, shading="auto", rasterized=True)
     ax.contour(xx, yy, P, levels=[0.5], colors="k", linewidths=1.2)
     for c in np.unique(y):
-        ax.scatter(*X[y == c].T, s=9, c=CLASS_COLOURS[c % len(CLASS_COLOURS)], edgecolors="w",
-                   linewidths=0.3)
+        ax.scatter(
+            *X[y == c].T,
+            s=9,
+            c=CLASS_COLOURS[c % len(CLASS_COLOURS)],
+            edgecolors="w",
+            linewidths=0.3,
+        )
     ax.set_title(title, fontsize=10)
     ax.set_aspect("equal")
     ax.set_xticks([])
@@ -404,8 +432,16 @@ def make_mlp(widths=(24, 24, 24), n_in: int = 2, n_out: int = 2, seed: int = 0) 
     return nn.Sequential(*layers)
 
 
-def train_mlp(mlp: nn.Sequential, X, y, epochs: int, snapshots=(), lr: float = 1e-2,
-              batch_size: int = 32, seed: int = 0) -> dict:
+def train_mlp(
+    mlp: nn.Sequential,
+    X,
+    y,
+    epochs: int,
+    snapshots=(),
+    lr: float = 1e-2,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> dict:
     """Adam (β = 0.9, 0.999) on cross-entropy, mini-batches reshuffled each epoch from ``seed``.
 
     Returns ``{epoch: state_dict}`` for each epoch in ``snapshots`` (0 = before training); the
@@ -506,9 +542,17 @@ def draw_regions(ax, regions: list[Region], boundary=None, seed: int = 0, alpha:
     decision boundary (``[S, 2, 2]`` segments, black)."""
     rng = np.random.default_rng(seed)
     colours = 0.55 + 0.45 * rng.random((len(regions), 3))
-    ax.add_collection(PolyCollection([r.vertices for r in regions], facecolors=colours,
-                                     edgecolors=(0.3, 0.3, 0.3, 0.5), linewidths=0.3,
-                                     alpha=alpha, zorder=0, rasterized=True))
+    ax.add_collection(
+        PolyCollection(
+            [r.vertices for r in regions],
+            facecolors=colours,
+            edgecolors=(0.3, 0.3, 0.3, 0.5),
+            linewidths=0.3,
+            alpha=alpha,
+            zorder=0,
+            rasterized=True,
+        )
+    )
     if boundary is not None and len(boundary):
         ax.add_collection(LineCollection(boundary, colors="k", linewidths=2.0, zorder=3))
 
@@ -518,16 +562,23 @@ def draw_polytopes(ax, polys, colour, edges: bool = True, fill: bool = True) -> 
     polys = [p for p in polys if len(p) >= 3]
     if polys:
         rgb = plt.matplotlib.colors.to_rgb(colour)
-        ax.add_collection(PolyCollection(
-            polys, facecolors=(*rgb, (0.45 if edges else 0.6) if fill else 0.0),
-            edgecolors=(*rgb, 1.0) if edges else "none", linewidths=1.6, zorder=4,
-            rasterized=len(polys) > 50))
+        ax.add_collection(
+            PolyCollection(
+                polys,
+                facecolors=(*rgb, (0.45 if edges else 0.6) if fill else 0.0),
+                edgecolors=(*rgb, 1.0) if edges else "none",
+                linewidths=1.6,
+                zorder=4,
+                rasterized=len(polys) > 50,
+            )
+        )
 
 
 def feature_nnk(mlp: nn.Sequential, split: Split, k: int) -> NNKClassifier:
     """NNK (Gaussian kernel) fitted on the last hidden layer's features of the training set."""
-    return NNKClassifier(k, kernel="gaussian").fit(hidden_features(mlp, split.X_train),
-                                                    split.y_train)
+    return NNKClassifier(k, kernel="gaussian").fit(
+        hidden_features(mlp, split.X_train), split.y_train
+    )
 
 
 def probe_polytopes(mlp, regions, input_clf, feature_clf, probes, bounds) -> list[dict]:
@@ -542,21 +593,24 @@ def probe_polytopes(mlp, regions, input_clf, feature_clf, probes, bounds) -> lis
         h_q = hidden_features(mlp, q[None])[0]
         fnb = neighbourhood(feature_clf, h_q, positions=X_in, query_position=q)
         pieces = pulled_back_polytope(regions, h_q, feature_clf.X_fit_[fnb.index[fnb.kept]])
-        out.append({
-            "query": q,
-            "input": (nb.points[nb.kept], [poly]),
-            "feature": (fnb.points[fnb.kept], pieces),
-            "input_selected": int(nb.kept.sum()),
-            "feature_selected": int(fnb.kept.sum()),
-            "input_area": abs(polygon_area(poly)),
-            "feature_area": float(sum(abs(polygon_area(p)) for p in pieces)),
-            "feature_pieces": len(pieces),
-        })
+        out.append(
+            {
+                "query": q,
+                "input": (nb.points[nb.kept], [poly]),
+                "feature": (fnb.points[fnb.kept], pieces),
+                "input_selected": int(nb.kept.sum()),
+                "feature_selected": int(fnb.kept.sum()),
+                "input_area": abs(polygon_area(poly)),
+                "feature_area": float(sum(abs(polygon_area(p)) for p in pieces)),
+                "feature_pieces": len(pieces),
+            }
+        )
     return out
 
 
-def region_panel(ax, regions, boundary, split: Split, bounds, probes: list[dict], space: str,
-                 title: str) -> None:
+def region_panel(
+    ax, regions, boundary, split: Split, bounds, probes: list[dict], space: str, title: str
+) -> None:
     """Regions + decision boundary + training data, with each probe's NNK polytope chosen in
     ``space`` ("input" or "feature"): star = query, rings = its NNK neighbours. Probes carry
     their colour under ``"colour"``."""
@@ -581,14 +635,30 @@ def polytope_figure(regions, boundary, split: Split, bounds, probes: list[dict])
     rows = (n + 1) // 2
     fig, axes = plt.subplots(rows, 2, figsize=(12, 4.6 * rows), squeeze=False)
     probes = [{**p, "colour": c} for p, c in zip(probes, PROBE_COLOURS, strict=False)]
-    region_panel(axes[0, 0], regions, boundary, split, bounds, probes, "input",
-                 f"{len(regions)} linear regions, decision boundary,\nNNK polytopes in the input")
+    region_panel(
+        axes[0, 0],
+        regions,
+        boundary,
+        split,
+        bounds,
+        probes,
+        "input",
+        f"{len(regions)} linear regions, decision boundary,\nNNK polytopes in the input",
+    )
     for ax, p in zip(axes.flat[1:], probes, strict=False):
         qx, qy = p["query"]
-        region_panel(ax, regions, boundary, split, bounds, [p], "feature",
-                     f"query ({qx:.2f}, {qy:.2f}): NNK on the last hidden layer,\n"
-                     f"pulled back ({p['feature_selected']} neighbours, "
-                     f"{p['feature_pieces']} pieces)")
+        region_panel(
+            ax,
+            regions,
+            boundary,
+            split,
+            bounds,
+            [p],
+            "feature",
+            f"query ({qx:.2f}, {qy:.2f}): NNK on the last hidden layer,\n"
+            f"pulled back ({p['feature_selected']} neighbours, "
+            f"{p['feature_pieces']} pieces)",
+        )
         draw_polytopes(ax, p["input"][1], "k", fill=False)
     for ax in axes.flat[n:]:
         ax.set_axis_off()
@@ -596,8 +666,7 @@ def polytope_figure(regions, boundary, split: Split, bounds, probes: list[dict])
     return fig
 
 
-def epoch_history(mlp: nn.Sequential, states: dict, split: Split, bounds, k: int,
-                  res: int) -> dict:
+def epoch_history(mlp: nn.Sequential, states: dict, split: Split, bounds, k: int, res: int) -> dict:
     """For each snapshot ``states[epoch]``: number of linear regions in ``bounds``, LOO error of
     NNK on the last-hidden-layer features, the network's test error, and the fraction of a
     ``res × res`` grid where NNK on features (training labels) agrees with the network.
@@ -623,21 +692,44 @@ def agreement_figure(xx, yy, net_labels, nnk_labels, split: Split, hist: dict):
     black. Right: regions, LOO-NNK error, test error and disagreement over the snapshots."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     ax = axes[0]
-    ax.pcolormesh(xx, yy, net_labels.reshape(xx.shape), cmap="RdBu_r", vmin=-0.5, vmax=1.5,
-                  alpha=0.35, shading="auto", rasterized=True)
+    ax.pcolormesh(
+        xx,
+        yy,
+        net_labels.reshape(xx.shape),
+        cmap="RdBu_r",
+        vmin=-0.5,
+        vmax=1.5,
+        alpha=0.35,
+        shading="auto",
+        rasterized=True,
+    )
     dis = (net_labels != nnk_labels).reshape(xx.shape)
-    ax.pcolormesh(xx, yy, np.ma.masked_where(~dis, dis), cmap="Greys", vmin=0, vmax=1,
-                  shading="auto", rasterized=True)
+    ax.pcolormesh(
+        xx,
+        yy,
+        np.ma.masked_where(~dis, dis),
+        cmap="Greys",
+        vmin=0,
+        vmax=1,
+        shading="auto",
+        rasterized=True,
+    )
     _scatter_data(ax, split.X_train, split.y_train, alpha=0.7, s=6)
     ax.set_aspect("equal")
-    ax.set_title(f"network labels; black: NNK-on-features disagrees ({dis.mean():.1%})",
-                 fontsize=10)
+    ax.set_title(
+        f"network labels; black: NNK-on-features disagrees ({dis.mean():.1%})", fontsize=10
+    )
     ax = axes[1]
     e = np.asarray(hist["epoch"])
     ax.plot(e, hist["loo_nnk_features"], "o-", c="tab:red", label="LOO-NNK error (features)")
     ax.plot(e, hist["test_error"], "s-", c="k", label="network test error")
-    ax.plot(e, 1 - np.asarray(hist["agreement_nnk_features"]), "^--", c="tab:purple",
-            label="NNK vs network disagreement")
+    ax.plot(
+        e,
+        1 - np.asarray(hist["agreement_nnk_features"]),
+        "^--",
+        c="tab:purple",
+        label="NNK vs network disagreement",
+    )
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("error / disagreement")
@@ -653,15 +745,25 @@ def k_sweep_figure(split: Split, query, ks):
     """The KRI polytope of one query for several k (what the interactive explorer shows).
     Returns ``(figure, {k: number of NNK neighbours})``."""
     fig, axes = plt.subplots(1, len(ks), figsize=(4 * len(ks), 4), squeeze=False)
-    nbs = [neighbourhood(NNKClassifier(int(kk), kernel="gaussian").fit(split.X_train,
-                                                                        split.y_train), query)
-           for kk in ks]
+    nbs = [
+        neighbourhood(
+            NNKClassifier(int(kk), kernel="gaussian").fit(split.X_train, split.y_train), query
+        )
+        for kk in ks
+    ]
     half = 1.3 * max(nb.radius for nb in nbs)  # one view for all panels
     selected = {}
     for ax, kk, nb in zip(axes[0], ks, nbs, strict=True):
         selected[int(kk)] = int(nb.kept.sum())
-        draw_neighbourhood(ax, split.X_train, split.y_train, nb, kri=True, half_width=half,
-                           title=f"k={kk}: {selected[int(kk)]} NNK neighbours")
+        draw_neighbourhood(
+            ax,
+            split.X_train,
+            split.y_train,
+            nb,
+            kri=True,
+            half_width=half,
+            title=f"k={kk}: {selected[int(kk)]} NNK neighbours",
+        )
     fig.tight_layout()
     return fig, selected
 
@@ -729,4 +831,3 @@ def neighbourhood_explorer(data: dict, queries: dict, k: int, k_max: int = 40):
 
     out = w.interactive_output(draw, {"name": name, "k": ks, "qx": qx, "qy": qy})
     return w.VBox([w.HBox([name, ks]), w.HBox([qx, qy]), out])
-

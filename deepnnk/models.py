@@ -37,7 +37,8 @@ class PaperCNN(nn.Module):
         """``[N, 3, 32, 32]`` → ``[N, 16·C]``: the last conv block after ReLU and pooling."""
         if x.ndim != 4 or x.shape[1:] != (3, 32, 32):
             raise ValueError(
-                f"PaperCNN expects float images [N, 3, 32, 32] (NCHW, pixels/255), got {tuple(x.shape)}"
+                f"PaperCNN expects float images [N, 3, 32, 32] (NCHW, pixels/255), "
+                f"got {tuple(x.shape)}"
             )
         for i, conv in enumerate(self.convs):
             x = torch.relu_(conv(x))  # in place: saves re-faulting a fresh activation buffer

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import check_features, check_k, is_torch
 from ._progress import progress as _progress
+from ._validation import check_features, check_k, is_torch
 
 BLOCK_BYTES = 256 * 2**20  # one query block's distance matrix
 
@@ -145,11 +145,13 @@ def knn(
     db = check_features(database, "database", allow_torch=True)
     if q.shape[1] != db.shape[1]:
         raise ValueError(
-            f"queries have {q.shape[1]} features but the database has {db.shape[1]}; they must match."
+            f"queries have {q.shape[1]} features but the database has {db.shape[1]}; "
+            "they must match."
         )
     if exclude_self and q.shape[0] != db.shape[0]:
         raise ValueError(
-            f"exclude_self=True means query i is database row i, but there are {q.shape[0]} queries "
+            f"exclude_self=True means query i is database row i, but there are {q.shape[0]} "
+            "queries "
             f"and {db.shape[0]} database rows."
         )
     k = check_k(k, db.shape[0], exclude_self=exclude_self)

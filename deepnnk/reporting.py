@@ -34,7 +34,9 @@ def save_figure(fig, outdir: str | os.PathLike, name: str, dpi: int = 130) -> li
     paths = []
     for ext in ("png", "pdf"):
         path = Path(outdir) / f"{name}.{ext}"
-        atomic_write(path, lambda f, ext=ext: fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight"))
+        atomic_write(
+            path, lambda f, ext=ext: fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight")
+        )
         paths.append(path)
     return paths
 

@@ -118,7 +118,9 @@ def _masked_solve(K, b, F, rows_all):
         try:
             zc = np.linalg.solve(Kc, bc[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            zc = np.stack([np.linalg.lstsq(a, c, rcond=None)[0] for a, c in zip(Kc, bc)])
+            zc = np.stack(
+                [np.linalg.lstsq(a, c, rcond=None)[0] for a, c in zip(Kc, bc, strict=True)]
+            )
         zr = np.zeros((rows.size, k))
         np.put_along_axis(zr, idx, np.where(valid, zc, 0.0), 1)
         z[rows] = zr
@@ -290,7 +292,7 @@ def solve_nnk(
 
 
 def _own_copies(K, b, theta, rel_tol: float = 1e-12) -> None:
-    """Rows whose query is one of its candidates (column j of K_SS equals k_Sq) get θ = e_j·b_j/K_jj.
+    """Rows whose query is one of its candidates (column j of K_SS = k_Sq) get θ = e_j·b_j/K_jj.
 
     That point is exactly optimal (its gradient is zero) and is what interpolation must return;
     the ridge of the support solve would otherwise spread ~1e-9 of the weight (more when K_SS is

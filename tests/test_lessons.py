@@ -180,8 +180,9 @@ def test_hidden_features_match_the_regions(trained):
     where = locate(regions, pts)
     assert (where >= 0).all()
     H = lessons.hidden_features(mlp, pts)
-    affine = np.stack([regions[r].hidden_A @ p + regions[r].hidden_c for r, p in zip(where, pts,
-                                                                                     strict=True)])
+    affine = np.stack(
+        [regions[r].hidden_A @ p + regions[r].hidden_c for r, p in zip(where, pts, strict=True)]
+    )
     np.testing.assert_allclose(H, affine, atol=1e-9)
     logits = np.stack([regions[r](p[None])[0] for r, p in zip(where, pts, strict=True)])
     np.testing.assert_array_equal(lessons.network_labels(mlp, pts), logits.argmax(1))
@@ -209,8 +210,19 @@ def test_pulled_back_polytope_is_the_exact_preimage(trained, moons):
     # The query is always in its own polytope; the pieces tile part of the box.
     assert any(point_in_polygon(q[None], p)[0] for p in pieces)
     area = sum(polygon_area(p) for p in pieces)
-    assert 0 < area <= polygon_area([[BOUNDS[0], BOUNDS[2]], [BOUNDS[1], BOUNDS[2]],
-                                     [BOUNDS[1], BOUNDS[3]], [BOUNDS[0], BOUNDS[3]]]) + 1e-9
+    assert (
+        0
+        < area
+        <= polygon_area(
+            [
+                [BOUNDS[0], BOUNDS[2]],
+                [BOUNDS[1], BOUNDS[2]],
+                [BOUNDS[1], BOUNDS[3]],
+                [BOUNDS[0], BOUNDS[3]],
+            ]
+        )
+        + 1e-9
+    )
 
 
 def test_probe_polytopes_and_epoch_history(trained, moons):
@@ -241,8 +253,9 @@ def test_probe_polytopes_and_epoch_history(trained, moons):
 def test_every_figure_builds(trained, moons):
     mlp, states = trained
     data = {"moons": moons, "blobs": lessons.make_split("blobs", 120, 40, seed=0)}
-    clfs = {n: NNKClassifier(6, kernel="gaussian").fit(d.X_train, d.y_train)
-            for n, d in data.items()}
+    clfs = {
+        n: NNKClassifier(6, kernel="gaussian").fit(d.X_train, d.y_train) for n, d in data.items()
+    }
     nbs = {n: lessons.neighbourhood(clfs[n], (0.3, 0.2)) for n in data}
     for kri in (False, True):
         fig = lessons.neighbourhood_panels(data, nbs, kri=kri)

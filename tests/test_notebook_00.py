@@ -35,15 +35,19 @@ def _check_kernel() -> None:
     try:
         spec = KernelSpecManager().get_kernel_spec("python3")
     except NoSuchKernel:
-        pytest.fail("no Jupyter kernel named python3: run `python -m ipykernel install "
-                    "--sys-prefix --name python3` with this venv's Python")
+        pytest.fail(
+            "no Jupyter kernel named python3: run `python -m ipykernel install "
+            "--sys-prefix --name python3` with this venv's Python"
+        )
     exe = spec.argv[0]
     v = sys.version_info
     if exe not in ("python", f"python{v[0]}", f"python{v[0]}.{v[1]}") and not (
         os.path.exists(exe) and os.path.samefile(exe, sys.executable)
     ):
-        pytest.fail(f"kernel python3 runs {exe}, not {sys.executable}: run `python -m ipykernel "
-                    "install --sys-prefix --name python3` with this venv's Python")
+        pytest.fail(
+            f"kernel python3 runs {exe}, not {sys.executable}: run `python -m ipykernel "
+            "install --sys-prefix --name python3` with this venv's Python"
+        )
 
 
 def _in_unit(x) -> bool:
@@ -108,8 +112,14 @@ def test_notebook_00_smoke(tmp_path, monkeypatch):
     assert all(1 <= v <= int(k) for k, v in m["k_sweep"].items())
     s = m["summary"]
     assert s["pairwise_kri_matches_solver"] is True and s["n_regions"] == ep["n_regions"][-1]
-    for key in ("discarded_outside_moons", "discarded_outside_blobs", "test_error_nnk",
-                "test_error_knn", "loo_nnk_features", "test_error_network",
-                "agreement_nnk_features"):
+    for key in (
+        "discarded_outside_moons",
+        "discarded_outside_blobs",
+        "test_error_nnk",
+        "test_error_knn",
+        "loo_nnk_features",
+        "test_error_network",
+        "agreement_nnk_features",
+    ):
         assert _in_unit(s[key]), key
     assert m["elapsed_s"] > 0
