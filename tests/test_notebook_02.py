@@ -1,0 +1,101 @@
+"""Run notebooks/02_loo_generalization.ipynb in the smoke profile and check its metrics against
+an independent NNKClassifier run on the same features."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepnnk import NNKClassifier
+from deepnnk.experiments import checkpoint_features
+from deepnnk.reporting import load_metrics
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_loo_generalization.ipynb"
+
+
+def _kernel() -> str:
+    """The project's kernel ("deepnnk", installed by reproduce.sh), else this Python's own."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    wanted = os.environ.get("DEEPNNK_KERNEL", "deepnnk")
+    return wanted if wanted in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+@pytest.mark.notebook
+@pytest.mark.data
+@pytest.mark.slow
+def test_notebook_02_smoke(tmp_path, monkeypatch, real_data_root):
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("DEEPNNK_DATA", str(real_data_root.resolve()))
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(tmp_path / "02_loo_generalization.ipynb"),
+        # A fresh result cache, so that the notebook computes rather than reads old entries.
+        parameters=dict(
+            profile="smoke", results_root=str(tmp_path), cache_dir=str(tmp_path / "cache")
+        ),
+        kernel_name=_kernel(),
+        cwd=str(NOTEBOOK.parent),
+        progress_bar=False,
+    )
+    out = tmp_path / "smoke" / "02_loo_generalization"
+    m = load_metrics(out)
+    plan, s = m["plan"], m["summary"]
+    for key in (
+        "plan",
+        "table",
+        "timing",
+        "correlation",
+        "ranking",
+        "paper_check",
+        "svm",
+        "neighbours_last_epoch",
+        "summary",
+    ):
+        assert key in m, key
+    for model in plan["models"]:
+        for c in ("loo_nnk", "loo_knn", "test_nnk", "net_train", "net_test"):
+            assert 0.0 <= s[f"{model}.{c}"] <= 1.0, (model, c)
+        assert s["ranks_like_test.loo_nnk"] in (True, False)
+    assert len(m["table"]) == len(plan["models"]) * len(plan["epochs"]) * len(plan["ks"])
+    for row in m["table"]:
+        for c in (
+            "loo_nnk",
+            "loo_knn",
+            "test_nnk",
+            "test_knn",
+            "net_train",
+            "net_test",
+            "loo_nnk_exact",
+            "loo_nnk_prune",
+        ):
+            assert 0.0 <= row[c] <= 1.0, c
+        assert 1 <= row["n_nnk_mean"] <= row["k"]
+        assert row["residual_mean"] >= 0 and 0 <= row["loo_changed"] <= row["n_train"]
+    for name in ("error_curves_k50", "estimator_scatter_k50", "nnk_neighbours", "residual"):
+        assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file(), name
+
+    # The reported LOO error of one checkpoint equals NNKClassifier's on the same features.
+    row = next(r for r in m["table"] if r["model"] == "regularised" and r["epoch"] == 20)
+    feats = checkpoint_features(
+        plan["weights"],
+        "regularised",
+        20,
+        n_train=plan["n_train"],
+        n_test=plan["n_test"],
+        subset_seed=plan["subset_seed"],
+    )
+    assert len(feats.train) == row["n_train"]
+    assert feats.net_test_error == pytest.approx(row["net_test"])
+    for solver in plan["solvers"]:
+        clf = NNKClassifier(row["k"], solver=solver).fit(feats.train, feats.y_train)
+        assert clf.loo_error() == pytest.approx(row[f"loo_nnk_{solver}"], abs=1e-12)
+        test_err = float(np.mean(clf.predict(feats.test) != feats.y_test))
+        assert test_err == pytest.approx(row[f"test_nnk_{solver}"], abs=1e-12)
+    knn = NNKClassifier(row["k"], weighting="knn").fit(feats.train, feats.y_train)
+    assert knn.loo_error() == pytest.approx(row["loo_knn"], abs=1e-12)
