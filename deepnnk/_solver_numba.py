@@ -1,9 +1,10 @@
 """Compiled per-query NNK solvers, run over the batch in parallel (numba ``prange``).
 
-Same algorithms as the batched numpy code in :mod:`deepnnk.solver` (Lawson–Hanson active set for
-"exact", the authors' rule for "prune"), but each query's small Cholesky factorisations run in
-compiled code instead of through one LAPACK call per matrix, whose fixed cost dominates at
-k ≈ 50. Imported only when numba is installed.
+The same problems as the batched numpy code in :mod:`deepnnk.solver`: a Lawson–Hanson active set
+for "exact" (here started from the empty support and adding at most ``max_add`` of the most
+violating candidates per step), the authors' rule for "prune". Each query's small Cholesky
+factorisations run in compiled code instead of through one LAPACK call per matrix, whose fixed
+cost dominates at k ≈ 50. Imported only when numba is installed.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _solve_support(K, b, idx, s, jitter, L, y, z):
 
 
 @njit(cache=True)
-def _exact_one(K, b, tol, max_iter, rel_jitter, theta):
+def _exact_one(K, b, tol, max_iter, rel_jitter, theta, max_add):
     k = b.size
     scale = 1e-300
     dmax = 1e-300
@@ -56,7 +57,10 @@ def _exact_one(K, b, tol, max_iter, rel_jitter, theta):
         scale = max(scale, abs(b[j]))
         dmax = max(dmax, K[j, j])
     jitter = rel_jitter * dmax
-    F = b > tol
+    # Lawson–Hanson from the empty support, adding at most ``max_add`` candidates (the most
+    # violating) per step: supports stay small, so the O(s³) refactorisations stay cheap.
+    F = np.zeros(k, np.bool_)
+    gneg = np.empty(k)
     failures = np.zeros(k, np.int64)
     theta[:] = 0.0
     idx = np.empty(k, np.int64)
@@ -104,18 +108,26 @@ def _exact_one(K, b, tol, max_iter, rel_jitter, theta):
             continue
         for a in range(s):
             theta[idx[a]] = z[idx[a]]
-        added = False
+        n_viol = 0
         for j in range(k):
+            gneg[j] = 0.0
             if not F[j] and failures[j] < 3:
                 g = -b[j]
                 for a in range(s):
                     g += K[j, idx[a]] * theta[idx[a]]
                 if g < -tol * scale:
-                    F[j] = True
-                    added = True
-        if not added:
+                    gneg[j] = g
+                    n_viol += 1
+        if n_viol == 0:
             converged = True
             break
+        for _a in range(min(n_viol, max_add)):
+            best = 0
+            for j in range(1, k):
+                if gneg[j] < gneg[best]:
+                    best = j
+            F[best] = True
+            gneg[best] = 0.0
     tmax = 0.0
     for j in range(k):
         tmax = max(tmax, theta[j])
@@ -125,13 +137,13 @@ def _exact_one(K, b, tol, max_iter, rel_jitter, theta):
     return converged
 
 
-def _exact_batch(K, b, tol, max_iter, rel_jitter):
+def _exact_batch(K, b, tol, max_iter, rel_jitter, max_add):
     """θ ``[n, k]`` and a converged flag ``[n]`` for ``K [n, k, k]``, ``b [n, k]`` (float64)."""
     n, k = b.shape
     theta = np.zeros((n, k))
     ok = np.zeros(n, np.bool_)
     for i in prange(n):
-        ok[i] = _exact_one(K[i], b[i], tol, max_iter, rel_jitter, theta[i])
+        ok[i] = _exact_one(K[i], b[i], tol, max_iter, rel_jitter, theta[i], max_add)
     return theta, ok
 
 

@@ -35,6 +35,11 @@ from ._validation import is_torch
 # matrix), so the ridge solution stays bounded when K_SS is singular (duplicate candidates); it
 # moves the objective by ~1e-12·‖θ‖², far below the 1e-9 optimality scale.
 JITTER = 1e-12
+# Compiled engine: candidates added per active-set step. Starting from the empty support and
+# adding the 6 most violating candidates at a time keeps the refactorised supports small; 1 (pure
+# Lawson–Hanson) and "all" (the prune-like start) are both about 2× slower on CIFAR features
+# (benchmarks/bench_solver.py prints all three side by side).
+MAX_ADD = 6
 _BUCKETS = (4, 8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
 # Python threads over chunks of the numpy engine; measured slower than 1 on this 2-core machine
 # (benchmarks/bench_solver.py), so opt-in.
@@ -267,7 +272,7 @@ def solve_nnk(
         parallel = K.shape[0] * K.shape[1] ** 2 >= 20_000
         if method == "exact":
             run = nb.solve_exact if parallel else nb.solve_exact_serial
-            theta, ok = run(K, b, float(tol), int(iters), JITTER)
+            theta, ok = run(K, b, float(tol), int(iters), JITTER, MAX_ADD)
             _warn_unconverged(int((~ok).sum()), len(ok), iters)
             _own_copies(K, b, theta)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,33 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("deepnnk", derandomize=True, deadline=None)
 settings.load_profile("deepnnk")
+
+
+# ----------------------------------------------------------------------------- notebooks
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def notebook_kernel() -> str:
+    """The project's kernel ("deepnnk", installed by reproduce.sh), else this Python's own."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    wanted = os.environ.get("DEEPNNK_KERNEL", "deepnnk")
+    return wanted if wanted in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def run_notebook(name: str, tmp_path: Path, monkeypatch, kernel: str | None = None, **parameters):
+    """Execute ``notebooks/<name>.ipynb`` headless with papermill in the smoke profile, results
+    under ``tmp_path``; returns the notebook's results folder."""
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    params = {"profile": "smoke", "results_root": str(tmp_path), **parameters}
+    papermill.execute_notebook(
+        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(tmp_path / f"{name}.ipynb"),
+        parameters=params,
+        kernel_name=kernel or notebook_kernel(),
+        cwd=str(NOTEBOOKS),
+        progress_bar=False,
+    )
+    return tmp_path / params["profile"] / name

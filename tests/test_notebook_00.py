@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pm = pytest.importorskip("papermill")
+from conftest import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "00_nnk_geometry.ipynb"
 FIGURES = (
@@ -57,17 +56,9 @@ def _in_unit(x) -> bool:
 @pytest.mark.notebook
 def test_notebook_00_smoke(tmp_path, monkeypatch):
     _check_kernel()
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    pm.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "00_nnk_geometry.ipynb"),
-        parameters={"profile": "smoke", "results_root": str(tmp_path), "interactive": False},
-        kernel_name="python3",
-        cwd=str(NOTEBOOK.parent),
-        progress_bar=False,
+    out = run_notebook(
+        "00_nnk_geometry", tmp_path, monkeypatch, kernel="python3", interactive=False
     )
-    out = tmp_path / "smoke" / "00_nnk_geometry"
     m = json.loads((out / "metrics.json").read_text())
     for name in FIGURES:
         assert (out / f"{name}.png").stat().st_size > 0

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from conftest import run_notebook
 
 from deepnnk.reporting import load_metrics
 
@@ -13,32 +13,12 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_cifar_explana
 K = 50
 
 
-def _kernel() -> str:
-    """The project's kernel ("deepnnk", installed by reproduce.sh), else this Python's own."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    wanted = os.environ.get("DEEPNNK_KERNEL", "deepnnk")
-    return wanted if wanted in KernelSpecManager().find_kernel_specs() else "python3"
-
-
 @pytest.mark.notebook
 @pytest.mark.data
 @pytest.mark.slow
 def test_notebook_01_smoke(tmp_path, monkeypatch, real_data_root):
-    root = real_data_root
-    papermill = pytest.importorskip("papermill")
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("DEEPNNK_DATA", str(root.resolve()))
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "01_cifar_explanations.ipynb"),
-        parameters=dict(profile="smoke", results_root=str(tmp_path), k=K),
-        kernel_name=_kernel(),
-        cwd=str(NOTEBOOK.parent),
-        progress_bar=False,
-    )
-    out = tmp_path / "smoke" / "01_cifar_explanations"
+    monkeypatch.setenv("DEEPNNK_DATA", str(real_data_root.resolve()))
+    out = run_notebook("01_cifar_explanations", tmp_path, monkeypatch, k=K)
     m = load_metrics(out)
     s = m["summary"]
     for key in (

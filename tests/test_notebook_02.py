@@ -3,11 +3,11 @@ an independent NNKClassifier run on the same features."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_notebook
 
 from deepnnk import NNKClassifier
 from deepnnk.experiments import checkpoint_features
@@ -16,34 +16,15 @@ from deepnnk.reporting import load_metrics
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_loo_generalization.ipynb"
 
 
-def _kernel() -> str:
-    """The project's kernel ("deepnnk", installed by reproduce.sh), else this Python's own."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    wanted = os.environ.get("DEEPNNK_KERNEL", "deepnnk")
-    return wanted if wanted in KernelSpecManager().find_kernel_specs() else "python3"
-
-
 @pytest.mark.notebook
 @pytest.mark.data
 @pytest.mark.slow
 def test_notebook_02_smoke(tmp_path, monkeypatch, real_data_root):
-    papermill = pytest.importorskip("papermill")
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("DEEPNNK_DATA", str(real_data_root.resolve()))
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "02_loo_generalization.ipynb"),
-        # A fresh result cache, so that the notebook computes rather than reads old entries.
-        parameters=dict(
-            profile="smoke", results_root=str(tmp_path), cache_dir=str(tmp_path / "cache")
-        ),
-        kernel_name=_kernel(),
-        cwd=str(NOTEBOOK.parent),
-        progress_bar=False,
+    # A fresh result cache, so that the notebook computes rather than reads old entries.
+    out = run_notebook(
+        "02_loo_generalization", tmp_path, monkeypatch, cache_dir=str(tmp_path / "cache")
     )
-    out = tmp_path / "smoke" / "02_loo_generalization"
     m = load_metrics(out)
     plan, s = m["plan"], m["summary"]
     for key in (

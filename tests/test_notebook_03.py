@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from conftest import run_notebook
 
 from deepnnk.reporting import load_metrics
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_adversarial.ipynb"
 SCORES = ("n_neighbours", "residual", "nnk_disagreement", "knn_disagreement")
-
-
-def _kernel() -> str:
-    """The project's kernel ("deepnnk", installed by reproduce.sh), else this Python's own."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    wanted = os.environ.get("DEEPNNK_KERNEL", "deepnnk")
-    return wanted if wanted in KernelSpecManager().find_kernel_specs() else "python3"
 
 
 def _unit(value, key):
@@ -29,19 +21,8 @@ def _unit(value, key):
 @pytest.mark.data
 @pytest.mark.slow
 def test_notebook_03_smoke(tmp_path, monkeypatch, real_data_root):
-    papermill = pytest.importorskip("papermill")
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("DEEPNNK_DATA", str(real_data_root.resolve()))
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "03_adversarial.ipynb"),
-        parameters=dict(profile="smoke", results_root=str(tmp_path)),
-        kernel_name=_kernel(),
-        cwd=str(NOTEBOOK.parent),
-        progress_bar=False,
-    )
-    out = tmp_path / "smoke" / "03_adversarial"
+    out = run_notebook("03_adversarial", tmp_path, monkeypatch)
     m = load_metrics(out)
     s = m["summary"]
     assert s["n_queries"] == 100 and s["n_train"] == 5000
