@@ -303,8 +303,12 @@ def _own_copies(K, b, theta, rel_tol: float = 1e-12) -> None:
     the ridge of the support solve would otherwise spread ~1e-9 of the weight (more when K_SS is
     singular) over other optimal-looking candidates. Edits ``theta`` in place.
     """
-    for start in range(0, len(b), CHUNK):
-        sl = slice(start, start + CHUNK)
+    # Only a candidate with k_Sq,j = K_jj can be the query's copy: check those rows alone.
+    diag = np.einsum("nii->ni", K)
+    near = np.abs(diag - b) <= rel_tol * np.maximum(np.abs(b).max(1, keepdims=True), 1e-300)
+    candidates = np.nonzero(near.any(1))[0]
+    for start in range(0, len(candidates), CHUNK):
+        sl = candidates[start : start + CHUNK]
         Kc, bc = K[sl], b[sl]
         gap = np.abs(Kc - bc[:, :, None]).max(1)  # [n, k]: max_l |K_lj − b_l| per column j
         scale = np.maximum(np.abs(bc).max(1, keepdims=True), 1e-300)
@@ -314,7 +318,7 @@ def _own_copies(K, b, theta, rel_tol: float = 1e-12) -> None:
             j = hit[rows].argmax(1)
             t = np.zeros((rows.size, b.shape[1]))
             t[np.arange(rows.size), j] = bc[rows, j] / Kc[rows, j, j]
-            theta[start + rows] = t
+            theta[sl[rows]] = t
 
 
 def _warn_unconverged(bad: int, n: int, max_iter: int) -> None:
