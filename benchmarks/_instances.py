@@ -19,7 +19,16 @@ def relu_features(n: int, d: int = 512, n_classes: int = 10, seed: int = 0, dtyp
 
 
 def load_or_make(path: str | None, n: int, d: int, seed: int = 0):
+    """The first ``n`` rows of real features, or synthetic ones when ``path`` is None.
+
+    ``path`` is a ``.npy`` matrix or the ``.npz`` written by ``python -m deepnnk features``
+    (train then test rows)."""
     if path:
-        X = np.load(path).astype(np.float32)[:n]
-        return X, np.zeros(len(X), dtype=np.int64)
+        data = np.load(path)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            X = np.concatenate([data["train_features"], data["test_features"]])
+            y = np.concatenate([data["train_labels"], data["test_labels"]])
+        else:
+            X, y = data, np.zeros(len(data), dtype=np.int64)
+        return X.astype(np.float32)[:n], y[:n]
     return relu_features(n, d, seed=seed)
