@@ -23,7 +23,6 @@ that produced it, so re-running a notebook costs nothing: see :func:`evaluate_ch
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -42,6 +41,7 @@ from .features import atomic_write, default_cache_dir, extract
 from .kernels import normalize_rows
 from .neighbors import knn
 from .solver import kkt_residual, solve_nnk
+from .train import torch_threads
 
 EXPERIMENT_VERSION = "deepnnk.experiments/1"
 WEIGHTS = ("paper", "retrained")
@@ -158,16 +158,6 @@ def source_digest(weights: str, model: str, epoch: int, data_root=None, checkpoi
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclass
 class CheckpointFeatures:
     """Features of one checkpoint on (a subset of) CIFAR-10, and the network's own errors."""
@@ -188,7 +178,7 @@ class CheckpointFeatures:
 
 def _features_and_logits(net, images, cache_dir):
     # One thread: the measured fastest for convolutions on this shared 2-core machine.
-    with _threads(1):
+    with torch_threads(1):
         feats = extract(net, images, cache_dir=cache_dir)
     with torch.inference_mode():
         logits = net.fc(torch.from_numpy(feats)).numpy()

@@ -327,7 +327,8 @@ def _check_positive_int(value, name: str) -> int:
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int | None):
+def torch_threads(n: int | None):
+    """Run the block with torch using ``n`` threads (None: leave as is), then restore."""
     if n is None:
         yield
         return
@@ -457,7 +458,7 @@ def train(
     y = torch.from_numpy(y_np).to(device)
     steps = math.ceil(len(x) / batch_size)
 
-    with _torch_threads(num_threads), torch.random.fork_rng(devices=_rng_devices(device)):
+    with torch_threads(num_threads), torch.random.fork_rng(devices=_rng_devices(device)):
         # Dropout draws from the global RNG; fork_rng keeps the caller's stream untouched.
         if rng_state is None:
             torch.manual_seed(_stream_seed(seed, _STREAM_DROPOUT))
