@@ -525,6 +525,18 @@ def _cache_path(cache_dir, kind: str, spec: dict):
     return folder / f"{kind}-{spec['model']}-e{spec['epoch']:02d}-{_key_hash(spec)}.json"
 
 
+def _checkpoint_spec(weights, model, epoch, data_root, checkpoints_root) -> dict:
+    """The cache-key fields every per-checkpoint result shares."""
+    return {
+        "version": EXPERIMENT_VERSION,
+        "package": _package_version(),
+        "weights": weights,
+        "model": model,
+        "epoch": int(epoch),
+        "source": source_digest(weights, model, epoch, data_root, checkpoints_root),
+    }
+
+
 def evaluate_checkpoint(
     weights: str,
     model: str,
@@ -553,12 +565,7 @@ def evaluate_checkpoint(
     computation. ``cache_only=True`` returns None on a miss instead of computing.
     """
     spec = {
-        "version": EXPERIMENT_VERSION,
-        "package": _package_version(),
-        "weights": weights,
-        "model": model,
-        "epoch": int(epoch),
-        "source": source_digest(weights, model, epoch, data_root, checkpoints_root),
+        **_checkpoint_spec(weights, model, epoch, data_root, checkpoints_root),
         "ks": sorted({int(k) for k in ks}),
         "solvers": list(solvers),
         "kernel": kernel,
@@ -574,16 +581,9 @@ def evaluate_checkpoint(
     if cache_only:
         return None
     feats = checkpoint_features(
-        weights,
-        model,
-        epoch,
-        data_root,
-        checkpoints_root=checkpoints_root,
-        n_train=n_train,
-        n_test=n_test,
-        subset_seed=subset_seed,
-        cache_dir=feature_cache_dir,
-    )
+        weights, model, epoch, data_root, checkpoints_root=checkpoints_root, n_train=n_train,
+        n_test=n_test, subset_seed=subset_seed, cache_dir=feature_cache_dir,
+    )  # fmt: skip
     result = evaluate_features(
         feats.train,
         feats.y_train,
@@ -628,12 +628,7 @@ def checkpoint_svm(
 ) -> dict:
     """:func:`svm_cv_error` on one checkpoint's features (a subset if n_train/n_test), cached."""
     spec = {
-        "version": EXPERIMENT_VERSION,
-        "package": _package_version(),
-        "weights": weights,
-        "model": model,
-        "epoch": int(epoch),
-        "source": source_digest(weights, model, epoch, data_root, checkpoints_root),
+        **_checkpoint_spec(weights, model, epoch, data_root, checkpoints_root),
         "n_train": n_train,
         "n_test": n_test,
         "subset_seed": subset_seed,
@@ -644,16 +639,9 @@ def checkpoint_svm(
         hit["cached"] = True
         return hit
     feats = checkpoint_features(
-        weights,
-        model,
-        epoch,
-        data_root,
-        checkpoints_root=checkpoints_root,
-        n_train=n_train,
-        n_test=n_test,
-        subset_seed=subset_seed,
-        cache_dir=feature_cache_dir,
-    )
+        weights, model, epoch, data_root, checkpoints_root=checkpoints_root, n_train=n_train,
+        n_test=n_test, subset_seed=subset_seed, cache_dir=feature_cache_dir,
+    )  # fmt: skip
     result = svm_cv_error(
         feats.train, feats.y_train, feats.test, feats.y_test, n_splits, C, max_iter
     )
