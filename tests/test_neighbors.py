@@ -200,3 +200,17 @@ def test_faiss_backend_matches():
     assert_matches_brute_force(X, X, 5, True, d, i)
     dt, it = knn(torch.from_numpy(X), torch.from_numpy(X), 5, backend="faiss")
     assert isinstance(dt, torch.Tensor) and isinstance(it, torch.Tensor)
+
+
+def test_exact_copies_come_out_in_index_order():
+    """Copies of one point are tied in float64; whatever the float32 rounding of their keys,
+    they come out in index order, lowest first, in every query's list."""
+    rng = np.random.default_rng(8)
+    X = 3 * rng.standard_normal((150, 10)) + 4
+    X[[40, 90, 149]] = X[3]
+    for k in (1, 6, 30):
+        d, i = knn(X, X, k, exclude_self=True, block_size=11)
+        assert_matches_brute_force(X, X, k, True, d, i)
+        for row in range(len(X)):
+            copies = [j for j in i[row] if j in (3, 40, 90, 149)]
+            assert copies == sorted(copies), (row, copies)
