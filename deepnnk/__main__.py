@@ -84,9 +84,26 @@ def build_parser() -> argparse.ArgumentParser:
     presets = ", ".join(
         f"{r.name} (C={r.width}, regularised={r.regularized})" for r in RECIPES.values()
     )
-    p.add_argument("--model", required=True, choices=list(RECIPES), help=presets)
+    p.add_argument(
+        "--model",
+        required=True,
+        choices=[*RECIPES, "all"],
+        help=f"{presets}; 'all' trains the three, --jobs at a time, into OUT/MODEL",
+    )
     p.add_argument("--epochs", type=int, default=EPOCHS, help=f"default {EPOCHS}")
-    p.add_argument("--out", default=None, metavar="DIR", help="checkpoint dir (default runs/MODEL)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="checkpoint dir (default runs/MODEL; with --model all, the parent, default runs)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="with --model all: models trained side by side, one process and --threads "
+        "threads each, the longest first (default 2: one per core here)",
+    )
     p.add_argument("--seed", type=int, default=SEED, help=f"default {SEED}")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"default {BATCH_SIZE}")
     p.add_argument("--lr", type=float, default=LR, help=f"default {LR}")
@@ -120,6 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="print a model's train and test accuracy")
     _add_model_args(p)
+    _add_data_args(p)
+
+    p = sub.add_parser(
+        "gan",
+        help="train the small CPU DCGAN of notebook 04 (resumable, a checkpoint per epoch)",
+        description="Train deepnnk.dcgan on the CIFAR-10 training images. Running it again "
+        "with the same --out resumes after the last complete epoch.",
+    )
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--epochs", type=int, default=8, help="default 8")
+    p.add_argument("--width", type=int, default=32, help="channels of the widest layer (32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=50_000, help="training images (50000)")
     _add_data_args(p)
 
     p = sub.add_parser(
@@ -165,9 +195,56 @@ def _load_model(args):
     return load_checkpoint(args.checkpoint), args.checkpoint
 
 
+def _train_all(args) -> None:
+    """Train the three models as parallel subprocesses, longest first (measured s/epoch here:
+    regularised > overfit > underparameterised), so two workers finish together."""
+    import subprocess
+    import time
+
+    order = ["regularised", "overfit", "underparameterised"]
+    parent = args.out or "runs"
+    passthrough = ["--epochs", str(args.epochs), "--seed", str(args.seed)]
+    passthrough += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+    passthrough += ["--threads", str(args.threads), "--quiet"]
+    passthrough += ["--eval-train"] * args.eval_train + ["--no-eval-test"] * args.no_eval_test
+    passthrough += ["--no-verify"] * args.no_verify
+    if args.data:
+        passthrough += ["--data", args.data]
+    if args.limit is not None:
+        passthrough += ["--limit", str(args.limit)]
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    start = time.perf_counter()
+    pending, running, failed = list(order), {}, []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            name = pending.pop(0)
+            out = os.path.join(parent, name)
+            cmd = [sys.executable, "-m", "deepnnk", "train", "--model", name, "--out", out]
+            running[name] = (subprocess.Popen(cmd + passthrough), time.perf_counter())
+            print(f"started {name} -> {out}", flush=True)
+        time.sleep(0.5)
+        for name, (proc, t0) in list(running.items()):
+            if proc.poll() is not None:
+                del running[name]
+                took = (time.perf_counter() - t0) / 60
+                print(f"finished {name}: exit {proc.returncode}, {took:.1f} min", flush=True)
+                if proc.returncode != 0:
+                    failed.append(name)
+    wall = (time.perf_counter() - start) / 60
+    print(f"all models: {wall:.1f} min wall-clock, {args.jobs} at a time")
+    if failed:
+        raise ValueError(
+            f"training failed for {', '.join(failed)}; run the command again to resume."
+        )
+
+
 def _cmd_train(args) -> None:
     from .train import build_model, recipe, train
 
+    if args.model == "all":
+        _train_all(args)
+        return
     spec = recipe(args.model)
     out = args.out or os.path.join("runs", spec.name)
     x_train, y_train, x_test, y_test = _load_data(args)
@@ -221,6 +298,22 @@ def _cmd_features(args) -> None:
     )
 
 
+def _cmd_gan(args) -> None:
+    from .dcgan import GANConfig, build_dcgan, n_parameters, train_dcgan
+
+    x_train = _load_data(args)[0]
+    config = GANConfig(width=args.width, seed=args.seed, n_train=min(args.n_train, len(x_train)))
+    gen, disc = build_dcgan(config)
+    print(
+        f"DCGAN w={config.width}: generator {n_parameters(gen):,} and discriminator "
+        f"{n_parameters(disc):,} parameters, into {args.out}"
+    )
+    history = train_dcgan(
+        x_train, args.out, epochs=args.epochs, config=config, num_threads=args.threads
+    )[1]
+    print(f"done: {len(history)} epoch(s), {sum(h['seconds'] for h in history) / 60:.1f} min")
+
+
 def _cmd_evaluate(args) -> None:
     from .train import accuracy
 
@@ -254,7 +347,12 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --threads must be at least 1", file=sys.stderr)
         return 1
     tune_allocator()  # the CLI owns its process: keep freed activations instead of re-faulting
-    commands = {"train": _cmd_train, "features": _cmd_features, "evaluate": _cmd_evaluate}
+    commands = {
+        "train": _cmd_train,
+        "features": _cmd_features,
+        "evaluate": _cmd_evaluate,
+        "gan": _cmd_gan,
+    }
     threads_before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
