@@ -7,7 +7,7 @@
 #   ./reproduce.sh --tests              # set up .venv and run the test suite instead
 #
 # Options: --data DIR (default $DEEPNNK_DATA, else ./data; downloads CIFAR-10 there when online),
-#          --weights paper|retrained, --solver exact|prune, --only NAME (one notebook),
+#          --weights paper|retrained, --solver exact|prune, --only NAME[,NAME] (some notebooks),
 #          --results DIR (default ./results), --skip-install.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -72,7 +72,7 @@ mkdir -p "$RESULTS/$PROFILE"
 start=$(date +%s)
 for nb in notebooks/[0-9]*.ipynb; do
   name=$(basename "$nb" .ipynb)
-  if [ -n "$ONLY" ] && [ "$ONLY" != "$name" ]; then continue; fi
+  if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$name,"* ]]; then continue; fi
   out="$RESULTS/$PROFILE/$name"
   mkdir -p "$out"
   echo "== $name (profile $PROFILE, weights $WEIGHTS, solver $SOLVER)"
