@@ -140,3 +140,30 @@ def test_data_defaults_to_the_environment(data_root, tmp_path, monkeypatch, caps
     out = str(tmp_path / "run")
     args = ["--no-verify", "--limit", "50", "--quiet", "--no-eval-test"]
     assert cli("train", "--model", "overfit", "--epochs", "1", "--out", out, *args) == 0
+
+
+def test_train_all_runs_the_three_models_side_by_side(data_root, tmp_path, capsys):
+    out = tmp_path / "all"
+    common = ["--data", str(data_root), "--no-verify", "--limit", str(LIMIT)]
+    assert (
+        cli("train", "--model", "all", "--jobs", "2", "--epochs", "1", "--out", str(out), *common)
+        == 0
+    )
+    text = capsys.readouterr().out
+    for model in ("regularised", "overfit", "underparameterised"):
+        assert list(list_checkpoints(out / model)) == [1], model
+        assert f"finished {model}: exit 0" in text
+    assert read_checkpoint(out / "overfit" / "epoch_01.pt")["config"]["regularized"] is False
+    assert "2 at a time" in text
+
+
+def test_gan_command_trains_and_resumes(data_root, tmp_path, capsys):
+    from deepnnk.dcgan import list_gan_checkpoints
+
+    out = tmp_path / "gan"
+    common = ["--data", str(data_root), "--no-verify", "--width", "4", "--n-train", "128"]
+    assert cli("gan", "--out", str(out), "--epochs", "1", *common) == 0
+    assert cli("gan", "--out", str(out), "--epochs", "2", *common) == 0
+    assert sorted(list_gan_checkpoints(out)) == [1, 2]
+    assert cli("gan", "--out", str(out), "--epochs", "2", *common[:-1], "64") == 1
+    assert "another configuration" in capsys.readouterr().err
