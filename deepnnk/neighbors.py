@@ -43,21 +43,6 @@ def _exact_rerank(q64, db, cand, exclude_rows):
     return d2s, torch.gather(cand, 1, order)
 
 
-def _row_candidates(q32, db32, db_sq, m: int, exclude_self: bool, block: int):
-    """Yield (start, keys [b, m], indices [b, m]) per block of queries: the m smallest float32
-    keys ‖x‖² − 2q·x over the database, unsorted."""
-    n = q32.shape[0]
-    device = q32.device
-    for start in _progress(range(0, n, block), n > 20 * block, "knn"):
-        qb32 = q32[start : start + block]
-        d32 = torch.addmm(db_sq[None, :], qb32, db32.T, alpha=-2.0)  # ‖q‖² added after top-k
-        if exclude_self:
-            own = torch.arange(start, start + len(qb32), device=device)
-            d32[torch.arange(len(qb32), device=device), own] = torch.inf
-        c32, cand = torch.topk(d32, m, dim=1, largest=False)
-        yield start, c32, cand
-
-
 def _search_torch(q, db, k, exclude_self, block):
     n, d = q.shape
     device = q.device
@@ -70,12 +55,15 @@ def _search_torch(q, db, k, exclude_self, block):
     err = 4 * d**0.5 * float(torch.finfo(torch.float32).eps)
     out_d = torch.empty((n, k), dtype=torch.float64, device=device)
     out_i = torch.empty((n, k), dtype=torch.int64, device=device)
-    blocks = _row_candidates(q.to(torch.float32), db32, db_sq, m, exclude_self, block)
-    for start, c32, cand in blocks:
-        qb = q[start : start + len(c32)]
+    for start in _progress(range(0, n, block), n > 20 * block, "knn"):
+        qb = q[start : start + block]
         qb32 = qb.to(torch.float32)
         q_sq = torch.einsum("ij,ij->i", qb32, qb32)
+        d32 = torch.addmm(db_sq[None, :], qb32, db32.T, alpha=-2.0)  # ‖q‖² added after top-k
         rows = torch.arange(start, start + len(qb), device=device) if exclude_self else None
+        if exclude_self:
+            d32[torch.arange(len(qb), device=device), rows] = torch.inf
+        c32, cand = torch.topk(d32, m, dim=1, largest=False)
         # topk leaves equal distances (duplicate rows) in no set order: put ties in index order.
         cand, perm = torch.sort(cand, dim=1)
         c32, perm = torch.sort(torch.gather(c32, 1, perm), dim=1, stable=True)
@@ -83,16 +71,19 @@ def _search_torch(q, db, k, exclude_self, block):
         out_d[start : start + len(qb)] = (c32[:, :k] + q_sq[:, None]).to(torch.float64).clamp_min(0)
         out_i[start : start + len(qb)] = cand[:, :k]
         bound = 2 * err * (q_sq + db_sq_max)
-        # Exact duplicates among the k (equal ‖x‖², keys within rounding) must come out in
-        # index order; their float32 keys can differ in the last bits when they come from
-        # different tiles of the search: re-rank those rows in float64.
+        # Exact copies among the k (equal ‖x‖², keys within rounding) must come out in index
+        # order, but the matrix multiply may round their keys differently (different column
+        # blocks): re-rank those rows in float64.
         kept_sq = db_sq[cand[:, :k]]
         twins = ((c32[:, 1:k] - c32[:, : k - 1]) <= bound[:, None]) & (
             kept_sq[:, 1:] == kept_sq[:, :-1]
         )
         # Only membership at the k-th place can change the neighbour set: re-rank in float64 the
         # rows whose k-th and (k+1)-th distances are within the float32 error.
-        boundary = (c32[:, k] - c32[:, k - 1]) <= bound if m > k else torch.zeros_like(twins[:, 0])
+        if m > k:
+            boundary = (c32[:, k] - c32[:, k - 1]) <= bound
+        else:
+            boundary = torch.zeros(len(qb), dtype=torch.bool, device=device)
         unsure = torch.nonzero(boundary | twins.any(1))[:, 0]
         if len(unsure) == 0:
             continue
