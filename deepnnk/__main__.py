@@ -205,7 +205,7 @@ def _train_all(args) -> None:
     parent = args.out or "runs"
     passthrough = ["--epochs", str(args.epochs), "--seed", str(args.seed)]
     passthrough += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
-    passthrough += ["--threads", str(args.threads), "--quiet"]
+    passthrough += ["--threads", str(args.threads)] + ["--quiet"] * args.quiet
     passthrough += ["--eval-train"] * args.eval_train + ["--no-eval-test"] * args.no_eval_test
     passthrough += ["--no-verify"] * args.no_verify
     if args.data:
@@ -221,8 +221,14 @@ def _train_all(args) -> None:
             name = pending.pop(0)
             out = os.path.join(parent, name)
             cmd = [sys.executable, "-m", "deepnnk", "train", "--model", name, "--out", out]
-            running[name] = (subprocess.Popen(cmd + passthrough), time.perf_counter())
-            print(f"started {name} -> {out}", flush=True)
+            # Each model's progress bar and per-epoch lines go to its own log: two bars on one
+            # terminal would garble each other.
+            os.makedirs(parent, exist_ok=True)
+            log_path = os.path.join(parent, f"{name}.log")
+            with open(log_path, "w") as log:
+                proc = subprocess.Popen(cmd + passthrough, stdout=log, stderr=subprocess.STDOUT)
+            running[name] = (proc, time.perf_counter())
+            print(f"started {name} -> {out} (progress: tail -f {log_path})", flush=True)
         time.sleep(0.5)
         for name, (proc, t0) in list(running.items()):
             if proc.poll() is not None:

@@ -153,6 +153,7 @@ def test_train_all_runs_the_three_models_side_by_side(data_root, tmp_path, capsy
     for model in ("regularised", "overfit", "underparameterised"):
         assert list(list_checkpoints(out / model)) == [1], model
         assert f"finished {model}: exit 0" in text
+        assert "epoch 1/1, loss" in (out / f"{model}.log").read_text(), model
     assert read_checkpoint(out / "overfit" / "epoch_01.pt")["config"]["regularized"] is False
     assert "2 at a time" in text
 
