@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .features import array_digest, atomic_write, check_images
-from .train import CheckpointError, _stream_seed, torch_threads
+from .train import CheckpointError, _stream_seed, list_checkpoints, torch_threads
 
 GAN_FORMAT = "deepnnk.dcgan/1"
 _GAN_RE = re.compile(r"^gan_epoch_(\d+)\.pt$")
@@ -133,15 +133,7 @@ def gan_checkpoint_path(checkpoint_dir: str | os.PathLike, epoch: int) -> Path:
 
 def list_gan_checkpoints(checkpoint_dir: str | os.PathLike) -> dict[int, Path]:
     """``{epoch: path}`` of the DCGAN checkpoints in a directory (temp files are ignored)."""
-    folder = Path(checkpoint_dir)
-    if not folder.is_dir():
-        return {}
-    found = {}
-    for path in folder.iterdir():
-        match = _GAN_RE.match(path.name)
-        if match and path.is_file():
-            found[int(match.group(1))] = path
-    return dict(sorted(found.items()))
+    return list_checkpoints(checkpoint_dir, _GAN_RE)
 
 
 def read_gan_checkpoint(path: str | os.PathLike) -> dict:

@@ -141,14 +141,17 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike, epoch: int) -> Path:
     return Path(checkpoint_dir) / f"epoch_{int(epoch):02d}.pt"
 
 
-def list_checkpoints(checkpoint_dir: str | os.PathLike) -> dict[int, Path]:
-    """``{epoch: path}`` of the checkpoints in a directory (temp files are ignored)."""
+def list_checkpoints(
+    checkpoint_dir: str | os.PathLike, pattern: re.Pattern = _CHECKPOINT_RE
+) -> dict[int, Path]:
+    """``{epoch: path}`` of the checkpoints in a directory whose names match ``pattern`` (its
+    group 1 is the epoch; default ``epoch_XX.pt``); temp files are ignored."""
     folder = Path(checkpoint_dir)
     if not folder.is_dir():
         return {}
     found = {}
     for path in folder.iterdir():
-        match = _CHECKPOINT_RE.match(path.name)
+        match = pattern.match(path.name)
         if match and path.is_file():
             found[int(match.group(1))] = path
     return dict(sorted(found.items()))
