@@ -66,7 +66,10 @@ _CONFIG_FIELDS = (
     "lr",
     "n_train",
     "data_digest",
+    "bias_init",
 )
+# Checkpoints written before bias_init existed used PyTorch's biases.
+_CONFIG_DEFAULTS = {"bias_init": "pytorch"}
 
 
 @dataclass(frozen=True)
@@ -101,12 +104,16 @@ def recipe(name: str) -> Recipe:
     return RECIPES[key]
 
 
-def build_model(name: str | Recipe, seed: int = SEED) -> PaperCNN:
-    """A freshly initialised PaperCNN for a recipe, seeded without touching the global RNG."""
+def build_model(name: str | Recipe, seed: int = SEED, bias_init: str = "pytorch") -> PaperCNN:
+    """A freshly initialised PaperCNN for a recipe, seeded without touching the global RNG.
+
+    bias_init: ``"pytorch"`` or ``"tensorflow"`` (the authors' Glorot-uniform biases); see
+    :class:`~deepnnk.models.PaperCNN`.
+    """
     spec = name if isinstance(name, Recipe) else recipe(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return PaperCNN(width=spec.width, regularized=spec.regularized)
+        return PaperCNN(width=spec.width, regularized=spec.regularized, bias_init=bias_init)
 
 
 def tune_allocator(threshold: int = 1 << 30) -> bool:
@@ -207,7 +214,11 @@ def load_checkpoint(
         raise ValueError("pass epoch only together with a checkpoint directory, not a file.")
     state = read_checkpoint(path)
     config = state["config"]
-    model = PaperCNN(width=config["width"], regularized=config["regularized"])
+    model = PaperCNN(
+        width=config["width"],
+        regularized=config["regularized"],
+        bias_init=config.get("bias_init", _CONFIG_DEFAULTS["bias_init"]),
+    )
     model.load_state_dict(state["model_state"])
     return model.to(device).eval()
 
@@ -215,9 +226,10 @@ def load_checkpoint(
 def _check_config(state: dict, wanted: dict, path: Path) -> None:
     saved = state["config"]
     diffs = [
-        f"{key}: checkpoint {saved.get(key)!r}, requested {wanted[key]!r}"
+        f"{key}: checkpoint {saved.get(key, _CONFIG_DEFAULTS.get(key))!r}, "
+        f"requested {wanted[key]!r}"
         for key in _CONFIG_FIELDS
-        if saved.get(key) != wanted[key]
+        if saved.get(key, _CONFIG_DEFAULTS.get(key)) != wanted[key]
     ]
     if diffs:
         readable = [d if not d.startswith("data_digest") else "training data differ" for d in diffs]
@@ -425,6 +437,9 @@ def train(
         "lr": float(lr),
         "n_train": len(x_train),
         "data_digest": array_digest(y_np, array_digest(x_train)).hexdigest(),
+        # How the model was initialised; train() cannot see it in the weights, so it trusts
+        # the model's own record.
+        "bias_init": getattr(model, "bias_init", "pytorch"),
     }
     checkpoint_dir = Path(checkpoint_dir)
     say = tqdm.write if progress else (lambda *_args, **_kw: None)

@@ -146,7 +146,11 @@ def test_train_all_runs_the_three_models_side_by_side(data_root, tmp_path, capsy
     out = tmp_path / "all"
     common = ["--data", str(data_root), "--no-verify", "--limit", str(LIMIT)]
     assert (
-        cli("train", "--model", "all", "--jobs", "2", "--epochs", "1", "--out", str(out), *common)
+        cli(
+            "train",
+            *("--model", "all", "--jobs", "2", "--epochs", "1", "--out", str(out)),
+            *("--bias-init", "tensorflow", *common),
+        )
         == 0
     )
     text = capsys.readouterr().out
@@ -154,7 +158,8 @@ def test_train_all_runs_the_three_models_side_by_side(data_root, tmp_path, capsy
         assert list(list_checkpoints(out / model)) == [1], model
         assert f"finished {model}: exit 0" in text
         assert "epoch 1/1, loss" in (out / f"{model}.log").read_text(), model
-    assert read_checkpoint(out / "overfit" / "epoch_01.pt")["config"]["regularized"] is False
+    config = read_checkpoint(out / "overfit" / "epoch_01.pt")["config"]
+    assert config["regularized"] is False and config["bias_init"] == "tensorflow"
     assert "2 at a time" in text
 
 

@@ -172,12 +172,17 @@ def test_foreign_file_is_not_taken_for_a_checkpoint(tmp_path):
         ({"lr": 1e-2}, "lr"),
         ({"batch_size": 40}, "batch_size"),
         ({"data": True}, "training data"),
+        ({"bias_init": "tensorflow"}, "bias_init"),
     ],
 )
 def test_checkpoint_of_another_config_is_refused(tmp_path, change, field):
     x, y = toy_data()
     run(model(), x, y, tmp_path, epochs=1)
-    net = PaperCNN(change.get("width", WIDTH), change.get("regularized", True))
+    net = PaperCNN(
+        change.get("width", WIDTH),
+        change.get("regularized", True),
+        bias_init=change.get("bias_init", "pytorch"),
+    )
     kw = {k: v for k, v in change.items() if k in ("seed", "lr", "batch_size")}
     if "data" in change:
         x = x.copy()
@@ -235,6 +240,38 @@ def test_recipes_match_the_paper():
     assert same_weights(tr.build_model("regularized"), tr.build_model("regularised"))
     with pytest.raises(ValueError, match="unknown model"):
         tr.recipe("huge")
+
+
+def test_tensorflow_bias_init_draws_glorot_uniform_biases_and_keeps_the_weights():
+    pt = tr.build_model("regularised")
+    tf = tr.build_model("regularised", bias_init="tensorflow")
+    for (name, a), b in zip(pt.named_parameters(), tf.parameters(), strict=True):
+        if name.endswith("weight"):
+            assert torch.equal(a, b), name
+            continue
+        n = b.numel()
+        tf_bound, pt_bound = (
+            (3 / n) ** 0.5,
+            1 / pt.state_dict()[name[:-4] + "weight"][0].numel() ** 0.5,
+        )
+        # U(±√(3/n)): inside the bound, and with n ≥ 10 draws it reaches well past PyTorch's.
+        assert float(b.abs().max()) <= tf_bound
+        assert float(b.abs().max()) > max(0.5 * tf_bound, pt_bound), name
+        assert float(a.abs().max()) <= pt_bound + 1e-7, name
+    with pytest.raises(ValueError, match="bias_init must be one of"):
+        PaperCNN(4, bias_init="keras")
+
+
+def test_bias_init_is_recorded_and_old_checkpoints_read_as_pytorch(tmp_path):
+    x, y = toy_data(50)
+    run(PaperCNN(WIDTH, bias_init="tensorflow"), x, y, tmp_path / "tf", epochs=1)
+    assert load_checkpoint(tmp_path / "tf").bias_init == "tensorflow"
+    run(model(), x, y, tmp_path / "old", epochs=1)
+    state = tr.read_checkpoint(checkpoint_path(tmp_path / "old", 1))
+    del state["config"]["bias_init"]  # as written before the option existed
+    torch.save(state, checkpoint_path(tmp_path / "old", 1))
+    assert load_checkpoint(tmp_path / "old").bias_init == "pytorch"
+    assert len(run(model(), x, y, tmp_path / "old", epochs=2)) == 2  # resumes
 
 
 def test_build_model_leaves_the_global_rng_alone():
