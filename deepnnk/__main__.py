@@ -110,9 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bias-init",
         choices=["pytorch", "tensorflow"],
-        default="pytorch",
-        help="pytorch (default): PyTorch's bias init; tensorflow: the authors' Glorot-uniform "
-        "biases, U(±sqrt(3/n)), which reproduces their accuracies more closely",
+        default="tensorflow",
+        help="tensorflow (default): the authors' Glorot-uniform biases, U(±sqrt(3/n)), which "
+        "reproduces their accuracies; pytorch: PyTorch's smaller biases (networks ~2 points "
+        "more accurate)",
     )
     p.add_argument(
         "--eval-train",

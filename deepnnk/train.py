@@ -3,7 +3,10 @@
 The recipe (Shekkizhar & Ortega 2020 and the authors' code): inputs are pixels/255; Adam with
 lr 1e-3 and default betas/eps, no weight decay; batches of 50 reshuffled every epoch; 20
 epochs (1,000 steps each on the 50k CIFAR-10 training images); seed 4629; random horizontal
-flips only for regularised models (their dropout lives inside the model).
+flips only for regularised models (their dropout lives inside the model). :func:`build_model`
+initialises as the authors did, Glorot-uniform weights *and* biases (``bias_init="tensorflow"``):
+with PyTorch's smaller biases instead, the same recipe gives networks 1.6-2.3 points more
+accurate than the authors' at epoch 20 (README, "Retraining").
 
 A checkpoint ``epoch_XX.pt`` is written atomically after every epoch. Calling :func:`train`
 again with the same ``checkpoint_dir`` continues after the last complete epoch, and the result
@@ -104,11 +107,11 @@ def recipe(name: str) -> Recipe:
     return RECIPES[key]
 
 
-def build_model(name: str | Recipe, seed: int = SEED, bias_init: str = "pytorch") -> PaperCNN:
+def build_model(name: str | Recipe, seed: int = SEED, bias_init: str = "tensorflow") -> PaperCNN:
     """A freshly initialised PaperCNN for a recipe, seeded without touching the global RNG.
 
-    bias_init: ``"pytorch"`` or ``"tensorflow"`` (the authors' Glorot-uniform biases); see
-    :class:`~deepnnk.models.PaperCNN`.
+    bias_init: ``"tensorflow"`` (default, the authors' Glorot-uniform biases, which the paper's
+    models were trained from) or ``"pytorch"``; see :class:`~deepnnk.models.PaperCNN`.
     """
     spec = name if isinstance(name, Recipe) else recipe(name)
     with torch.random.fork_rng(devices=[]):
