@@ -255,9 +255,9 @@ def test_tensorflow_bias_init_draws_glorot_uniform_biases_and_keeps_the_weights(
             1 / pt.state_dict()[name[:-4] + "weight"][0].numel() ** 0.5,
         )
         # U(±√(3/n)): inside the bound, and with n ≥ 10 draws it reaches well past PyTorch's.
-        assert float(b.abs().max()) <= tf_bound
-        assert float(b.abs().max()) > max(0.5 * tf_bound, pt_bound), name
-        assert float(a.abs().max()) <= pt_bound + 1e-7, name
+        assert float(b.detach().abs().max()) <= tf_bound
+        assert float(b.detach().abs().max()) > max(0.5 * tf_bound, pt_bound), name
+        assert float(a.detach().abs().max()) <= pt_bound + 1e-7, name
     with pytest.raises(ValueError, match="bias_init must be one of"):
         PaperCNN(4, bias_init="keras")
 
