@@ -29,7 +29,13 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .features import array_digest, atomic_write, check_images
-from .train import CheckpointError, _stream_seed, list_checkpoints, torch_threads
+from .train import (
+    CheckpointError,
+    _stream_seed,
+    list_checkpoints,
+    load_checkpoint_file,
+    torch_threads,
+)
 
 GAN_FORMAT = "deepnnk.dcgan/1"
 _GAN_RE = re.compile(r"^gan_epoch_(\d+)\.pt$")
@@ -139,23 +145,13 @@ def list_gan_checkpoints(checkpoint_dir: str | os.PathLike) -> dict[int, Path]:
 def read_gan_checkpoint(path: str | os.PathLike) -> dict:
     """The raw checkpoint dict; :class:`~deepnnk.train.CheckpointError` naming the file when it is
     missing, unreadable or not a deepnnk DCGAN checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"DCGAN checkpoint {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a truncated or garbled zip
-        raise CheckpointError(
-            f"DCGAN checkpoint {path} cannot be read ({type(err).__name__}: {err}). It is "
-            "probably truncated or corrupt: delete it, and train_dcgan() will retrain that epoch."
-        ) from err
-    needed = {"format", "config", "epoch", "generator", "discriminator", "opt_g", "opt_d"}
-    if not isinstance(state, dict) or state.get("format") != GAN_FORMAT or needed - set(state):
-        raise CheckpointError(
-            f"{path} is not a deepnnk DCGAN checkpoint (format {GAN_FORMAT!r}); move it out of "
-            "the checkpoint directory or delete it."
-        )
-    return state
+    return load_checkpoint_file(
+        path,
+        kind="DCGAN checkpoint",
+        format=GAN_FORMAT,
+        needed={"format", "config", "epoch", "generator", "discriminator", "opt_g", "opt_d"},
+        on_corrupt="train_dcgan() will retrain that epoch",
+    )
 
 
 def load_generator(checkpoint_dir: str | os.PathLike, epoch: int | None = None) -> Generator:

@@ -173,26 +173,39 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     Raises :class:`CheckpointError` naming the file when it is missing, unreadable or not a
     deepnnk training checkpoint.
     """
+    needed = {"format", "config", "epoch", "model_state", "optimizer_state", "rng_state", "history"}
+    return load_checkpoint_file(
+        path,
+        kind="training checkpoint",
+        format=CHECKPOINT_FORMAT,
+        needed=needed,
+        on_corrupt="train() will retrain that epoch from the checkpoint before it",
+    )
+
+
+def load_checkpoint_file(
+    path: str | os.PathLike, *, kind: str, format: str, needed: set[str], on_corrupt: str
+) -> dict:
+    """``torch.load`` a deepnnk checkpoint dict safely (``weights_only``), checking its ``format``
+    tag and keys; :class:`CheckpointError` naming the file and the fix otherwise.
+
+    kind: what the file is, for messages ("training checkpoint"); on_corrupt: what happens once
+    a corrupt file is deleted ("train() will retrain that epoch").
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist.")
+        raise CheckpointError(f"{kind} {path} does not exist.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a truncated or garbled zip
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(err).__name__}: {err}). It is probably "
-            "truncated or corrupt: delete it, and train() will retrain that epoch from the "
-            "checkpoint before it."
+            f"{kind} {path} cannot be read ({type(err).__name__}: {err}). It is probably "
+            f"truncated or corrupt: delete it, and {on_corrupt}."
         ) from err
-    needed = {"format", "config", "epoch", "model_state", "optimizer_state", "rng_state", "history"}
-    if (
-        not isinstance(state, dict)
-        or state.get("format") != CHECKPOINT_FORMAT
-        or needed - set(state)
-    ):
+    if not isinstance(state, dict) or state.get("format") != format or needed - set(state):
         raise CheckpointError(
-            f"{path} is not a deepnnk training checkpoint (format {CHECKPOINT_FORMAT!r}); "
-            "move it out of the checkpoint directory or delete it."
+            f"{path} is not a deepnnk {kind} (format {format!r}); move it out of the "
+            "checkpoint directory or delete it."
         )
     return state
 
