@@ -53,7 +53,8 @@ PY_MD5 = {
 _RECORD = 1 + 32 * 32 * 3
 _HOW_TO_GET = (
     "Get CIFAR-10 either by calling load_cifar10(root, download=True) while online "
-    "(torchvision downloads the python layout), or by unpacking the official "
+    "(torchvision downloads the python layout; pip install 'deepnnk[download]'), or by "
+    "unpacking the official "
     "cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html into the root, "
     f"and point the root there with the argument or ${ENV_VAR}."
 )
@@ -83,9 +84,9 @@ def _check_files(folder: Path, expected: dict[str, str], verify: bool) -> None:
         path = folder / name
         if not path.is_file():
             raise DataError(f"CIFAR-10 file {path} is missing. {_HOW_TO_GET}")
-        if verify and _md5(path) != md5:
+        if verify and (got := _md5(path)) != md5:
             raise DataError(
-                f"CIFAR-10 file {path} is corrupt: its md5 is not the official {md5}. "
+                f"CIFAR-10 file {path} is corrupt: its md5 is {got}, not the official {md5}. "
                 f"Delete it and fetch it again. {_HOW_TO_GET}"
             )
 
@@ -101,7 +102,11 @@ def _find_layout(root: Path) -> tuple[str, Path] | None:
 def _read_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size % _RECORD:
-        raise DataError(f"{path} has {raw.size} bytes, not a multiple of {_RECORD}. {_HOW_TO_GET}")
+        raise DataError(
+            f"CIFAR-10 file {path} is truncated or corrupt: its {raw.size} bytes are not a whole "
+            f"number of {_RECORD}-byte records (1 label byte + 3072 pixel bytes). "
+            f"Delete it and fetch it again. {_HOW_TO_GET}"
+        )
     raw = raw.reshape(-1, _RECORD)
     labels = raw[:, 0].astype(np.int64)
     images = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
@@ -109,10 +114,23 @@ def _read_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="latin1")
-    images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), np.asarray(entry["labels"], dtype=np.int64)
+    # The official files are Python 2 pickles: latin1 turns their str keys and bytes into str.
+    bad = (
+        f"CIFAR-10 file {path} is not a readable CIFAR-10 python batch (a pickled dict with "
+        "'data' uint8 [n, 3072] and 'labels'); it is truncated, corrupt or another file. "
+        f"Delete it and fetch it again. {_HOW_TO_GET}"
+    )
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        data = np.asarray(entry["data"], dtype=np.uint8)
+        labels = np.asarray(entry["labels"], dtype=np.int64)
+    except Exception as err:  # unpickling a damaged or foreign file raises many types
+        raise DataError(bad) from err
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
+        raise DataError(bad)
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels
 
 
 def load_cifar10(
@@ -124,12 +142,20 @@ def load_cifar10(
     and int64 labels ``[N]``, with N = 50,000 and 10,000.
 
     ``download=True`` lets torchvision fetch the python layout into ``root`` when no layout is
-    found there (needs internet). ``verify`` checks every file's md5 (about 1 s).
+    found there (needs internet and torchvision: ``pip install 'deepnnk[download]'``).
+    ``verify`` checks every file's md5 (about 1 s).
     """
     root = data_root(root)
     found = _find_layout(root)
     if found is None and download:
-        import torchvision
+        try:
+            import torchvision
+        except ImportError as err:
+            raise ImportError(
+                "load_cifar10(download=True) needs torchvision: pip install 'deepnnk[download]'. "
+                "Or, without it, unpack the official cifar-10-binary.tar.gz from "
+                f"https://www.cs.toronto.edu/~kriz/cifar.html into {root}."
+            ) from err
 
         root.mkdir(parents=True, exist_ok=True)
         torchvision.datasets.CIFAR10(str(root), train=True, download=True)
@@ -148,7 +174,11 @@ def load_cifar10(
     y_train = np.concatenate([p[1] for p in parts])
     x_test, y_test = reader(folder / names[5])
     if x_train.shape != (50000, 32, 32, 3) or x_test.shape != (10000, 32, 32, 3):
-        raise DataError(f"CIFAR-10 under {folder} has unexpected shapes. {_HOW_TO_GET}")
+        raise DataError(
+            f"CIFAR-10 under {folder} holds {len(x_train)} training and {len(x_test)} test "
+            "images, not the official 50000 and 10000: some files are not the official ones. "
+            f"Replace them with the official release. {_HOW_TO_GET}"
+        )
     return x_train, y_train, x_test, y_test
 
 
