@@ -19,9 +19,9 @@ with their own clean twins (balanced pairs, as in Ma et al. 2018 and Lee et al. 
 read as "higher = adversarial", so an AUC below 0.5 means the score is *lower* on adversarial
 inputs.
 
-Adversarial images are cached on disk (``<cache>/adversarial/<key>.npy``, float32 NCHW, written
-atomically), keyed by the model's weights, the clean images and labels, the attack and its
-parameters, so re-runs skip the attack.
+Adversarial images are cached on disk (``<cache root>/adversarial/<key>.npy``, float32 NCHW,
+written atomically; :mod:`deepnnk.cache`), keyed by the attack's source code, the model's weights,
+the clean images and labels, the attack and its parameters, so re-runs skip the attack.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from . import explain, features
+from . import cache, explain, features
 from .attacks import DEFAULT_STEPS, attack_dataset
 from .explain import NeighbourTable
 from .gallery import HEAD_INCHES, PANEL_INCHES, ROW_INCHES, table_gallery
 
-_CACHE_VERSION = b"deepnnk.adversarial/1"
+# The modules whose source goes into an attack's cache key (besides the model's own module).
+CODE = ("attacks", "adversarial", "features", "cache")
 SCORES = ("n_neighbours", "residual", "nnk_disagreement", "knn_disagreement")
 
 
@@ -48,16 +49,18 @@ SCORES = ("n_neighbours", "residual", "nnk_disagreement", "knn_disagreement")
 
 
 def attack_cache_dir() -> Path:
-    """``<feature cache>/adversarial`` (``$DEEPNNK_CACHE/adversarial`` when that is set)."""
-    return features.default_cache_dir() / "adversarial"
+    """``<cache root>/adversarial`` (``$DEEPNNK_CACHE/adversarial`` when that is set)."""
+    return cache.cache_dir("adversarial")
 
 
 def attack_key(model, images, labels, method: str, eps: float, steps: int, seed: int) -> str:
-    """Hex key of one attack run: weights, clean images and labels, method, ε, steps, seed."""
-    h = hashlib.blake2b(_CACHE_VERSION, digest_size=20)
-    features.model_digest(model, h)
-    features.array_digest(np.asarray(images), h)
-    features.array_digest(np.asarray(labels, dtype=np.int64), h)
+    """Hex key of one attack run: the attack's code and the model's, weights, clean images and
+    labels, method, ε, steps, seed."""
+    code = cache.code_digest([*CODE, *cache.model_module(model)])
+    h = hashlib.blake2b(code.encode(), digest_size=20)
+    cache.model_digest(model, h)
+    cache.array_digest(np.asarray(images), h)
+    cache.array_digest(np.asarray(labels, dtype=np.int64), h)
     params = f"{method}|eps={float(eps)!r}"
     if method == "pgd":
         params += f"|steps={int(steps)}|seed={int(seed)}|random_start=True"
@@ -93,7 +96,7 @@ def cached_attack(
             pass  # unreadable entry: recompute and overwrite
     pgd = dict(steps=steps, generator=int(seed)) if method == "pgd" else {}
     adv = attack_dataset(model, images, labels, method, eps, **pgd).images
-    features.atomic_write(path, lambda f: np.save(f, adv, allow_pickle=False))
+    cache.atomic_write(path, lambda f: np.save(f, adv, allow_pickle=False))
     return adv
 
 

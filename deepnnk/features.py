@@ -2,44 +2,61 @@
 
 >>> feats = extract(model, x_train)  # doctest: +SKIP  (uint8 [50000, 32, 32, 3] → [50000, 512])
 
-The cache key is a hash of the model (class, width and every weight), the layer name and the
-image bytes, so a retrained or modified model never reads another model's entry. Entries are
-``<key>.npy`` files under ``$DEEPNNK_CACHE``, else ``~/.cache/deepnnk/features``; each is
-written to a temporary file and renamed into place, so a crash never leaves half an entry.
+The cache key is a hash of the code that computes the features (this module and the model's),
+the model (class, width and every weight), the layer name and the image bytes, so a retrained or
+modified model, or edited code, never reads another's entry. Entries are ``<key>.npy`` files
+under ``<cache root>/features`` (:mod:`deepnnk.cache`: ``$DEEPNNK_CACHE``, else
+``~/.cache/deepnnk``); each is written atomically, so a crash never leaves half an entry.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import secrets
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 from torch import nn
 
+from .cache import (
+    CACHE_ENV_VAR,
+    array_digest,
+    atomic_write,
+    cache_root,
+    code_digest,
+    model_digest,
+    model_module,
+)
 from .data import to_tensor
 
-CACHE_ENV_VAR = "DEEPNNK_CACHE"
+__all__ = [
+    "CACHE_ENV_VAR",
+    "array_digest",
+    "atomic_write",
+    "cache_key",
+    "check_images",
+    "default_cache_dir",
+    "extract",
+    "images_to_float",
+    "model_digest",
+]
+
+
+def default_cache_dir() -> Path:
+    """``$DEEPNNK_CACHE/features``, else ``~/.cache/deepnnk/features``."""
+    return cache_root() / "features"
+
+
 LAYERS = ("features", "logits")
 # Images per forward pass. Measured on the 2-core CPU (C=32, 1 thread, glibc defaults): batches
 # of <= 125 run 60k images in ~23 s, batches of >= 250 in 38-42 s, because larger activations are
 # handed back to the OS when freed and page-faulted in afresh on every call (see
 # deepnnk.train.tune_allocator, which removes the effect for any batch size).
 DEFAULT_BATCH_SIZE = 100
-# Bump when the meaning of a cached entry changes, so that old entries stop matching.
-_CACHE_VERSION = b"deepnnk.features/1"
-
-
-def default_cache_dir() -> Path:
-    """``$DEEPNNK_CACHE`` if set, else ``~/.cache/deepnnk/features``."""
-    env = os.environ.get(CACHE_ENV_VAR)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "deepnnk" / "features"
+# The modules whose source goes into every feature-cache key (besides the model's own module).
+CODE = ("features", "data", "cache")
 
 
 # --------------------------------------------------------------------------- input checks
@@ -93,65 +110,6 @@ def images_to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(images, dtype=torch.float32)
 
 
-def array_digest(arr: np.ndarray | torch.Tensor, hasher=None):
-    """Feed dtype, shape and raw bytes of ``arr`` into a blake2b hasher (new one if None)."""
-    hasher = hasher or hashlib.blake2b(digest_size=20)
-    if isinstance(arr, torch.Tensor):
-        arr = arr.detach().cpu()
-        if arr.dtype == torch.bfloat16:  # numpy has no bfloat16; the raw bits hash the same
-            arr = arr.view(torch.int16)
-        arr = arr.contiguous().numpy()
-    arr = np.ascontiguousarray(arr)
-    hasher.update(f"{arr.dtype.str}{arr.shape}".encode())
-    hasher.update(memoryview(arr).cast("B"))
-    return hasher
-
-
-def model_digest(model: nn.Module, hasher=None):
-    """Feed the model's class, width and every state_dict entry (name and bytes) into a hasher."""
-    hasher = hasher or hashlib.blake2b(digest_size=20)
-    hasher.update(type(model).__qualname__.encode())
-    hasher.update(f"width={getattr(model, 'width', None)}".encode())
-    for key, tensor in model.state_dict().items():
-        hasher.update(key.encode())
-        array_digest(tensor, hasher)
-    return hasher
-
-
-# --------------------------------------------------------------------------- atomic files
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
-    """Write ``path`` all-or-nothing: ``write(f)`` fills a temp file beside it, then rename.
-
-    The temp file is flushed and fsynced before ``os.replace``; if anything fails (including
-    KeyboardInterrupt) it is removed and any previous ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # os.open rather than mkstemp: mkstemp's mode 0600 would survive the rename; this honours umask.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    # Persist the rename itself, so a power loss cannot roll the directory entry back.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return path
-
-
 # --------------------------------------------------------------------------- extraction
 
 
@@ -161,8 +119,13 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 def cache_key(model: nn.Module, images: np.ndarray | torch.Tensor, layer: str) -> str:
-    """The hex key of ``extract(model, images, layer=layer)`` in the feature cache."""
-    hasher = hashlib.blake2b(_CACHE_VERSION, digest_size=20)
+    """The hex key of ``extract(model, images, layer=layer)`` in the feature cache.
+
+    It covers the source of this module and of the model's own module (its forward pass), the
+    model's class, width and weights, the layer and the image bytes.
+    """
+    code = code_digest([*CODE, *model_module(model)])
+    hasher = hashlib.blake2b(code.encode(), digest_size=20)
     model_digest(model, hasher)
     hasher.update(f"layer={layer}".encode())
     array_digest(images, hasher)
@@ -206,9 +169,9 @@ def extract(
     batch_size: images per forward pass; the default is the fastest measured on CPU (see
     DEFAULT_BATCH_SIZE), and the cache key does not depend on it.
 
-    cache_dir: where cached results live (default ``$DEEPNNK_CACHE``, else
-    ``~/.cache/deepnnk/features``); ``False`` disables the cache. The key covers the weights, the
-    layer and the image bytes, so any change to either recomputes.
+    cache_dir: where cached results live (default ``<cache root>/features``, see
+    :mod:`deepnnk.cache`); ``False`` disables the cache. The key covers the code, the weights, the
+    layer and the image bytes, so any change to one of them recomputes.
     """
     if layer not in LAYERS:
         raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")

@@ -7,13 +7,10 @@ Every notebook writes to ``results/<profile>/<notebook>/``; ``reproduce.sh`` col
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
-import numpy as np
-
-from .features import atomic_write
+from .cache import atomic_write, plain
 
 PROFILES = ("smoke", "quick", "paper")
 
@@ -41,24 +38,9 @@ def save_figure(fig, outdir: str | os.PathLike, name: str, dpi: int = 130) -> li
     return paths
 
 
-def _plain(x):
-    """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None (JSON has neither)."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def save_metrics(outdir: str | os.PathLike, metrics: dict, name: str = "metrics.json") -> Path:
     """Write ``metrics`` as indented JSON, atomically."""
-    text = json.dumps(_plain(metrics), indent=2, sort_keys=True).encode()
+    text = json.dumps(plain(metrics), indent=2, sort_keys=True).encode()
     return atomic_write(Path(outdir) / name, lambda f: f.write(text))
 
 

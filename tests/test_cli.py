@@ -99,7 +99,7 @@ def test_train_evaluate_features_end_to_end(data_root, tmp_path, capsys, monkeyp
         assert saved["test_features"].shape == (LIMIT, 256)
         assert saved["train_labels"].shape == (LIMIT,)
         assert str(saved["layer"]) == "features"
-    assert len(os.listdir(tmp_path / "cache")) == 2  # train and test entries
+    assert len(os.listdir(tmp_path / "cache" / "features")) == 2  # train and test entries
 
 
 def test_resuming_with_another_model_is_refused(data_root, tmp_path, capsys):

@@ -108,9 +108,9 @@ def test_cache_disabled_writes_nothing(net, images, tmp_path, monkeypatch):
 
 def test_default_cache_dir_follows_the_environment(net, images, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPNNK_CACHE", str(tmp_path / "env"))
-    assert default_cache_dir() == tmp_path / "env"
+    assert default_cache_dir() == tmp_path / "env" / "features"
     extract(net, images[:10])
-    assert len(entries(tmp_path / "env")) == 1
+    assert len(entries(tmp_path / "env" / "features")) == 1
     monkeypatch.delenv("DEEPNNK_CACHE")
     assert default_cache_dir().parts[-3:] == (".cache", "deepnnk", "features")
 
