@@ -21,8 +21,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._progress import progress
-from .kernels import default_sigma, gaussian_from_sqdist, normalize_rows
-from .neighbors import knn
+from .kernels import default_sigma, gaussian_from_sqdist, normalize_rows, resolve_gram_dtype
+from .neighbors import exact_copies, knn
 from .solver import solve_nnk
 
 KERNELS = ("cosine", "gaussian")
@@ -58,14 +58,15 @@ def candidate_kernels(
     kernel: str = "cosine",
     sigma=None,
     with_K_SS: bool = True,
-    gram_dtype: str = "float32",
+    gram_dtype: str = "float64",
     buffer: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """k_Sq ``[n, k]`` and K_SS ``[n, k, k]`` (float64) for queries ``Xq [n, d]`` and their
     candidates ``X_train[index]``.
 
     For ``kernel="cosine"``, ``X_train`` must already be row-normalised (a float32 or float64
-    array or tensor). Inner products are accumulated in ``gram_dtype``: float32 (as the authors
+    array or tensor). Inner products are accumulated in ``gram_dtype``, which callers resolve by
+    the package's one rule (:func:`deepnnk.kernels.resolve_gram_dtype`): float32 (as the authors
     did) is about twice as fast as float64 here and moves K by ~1e-7. ``buffer`` (at least
     ``[n·k, d]`` of that dtype) receives the gathered candidates: reusing one across blocks is 3×
     faster here than a fresh allocation, whose pages the OS must fault in each time.
@@ -107,6 +108,21 @@ def candidate_kernels(
     raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
 
 
+def pin_copies(theta: np.ndarray, copy_pos: np.ndarray) -> np.ndarray:
+    """θ = e_j for every row whose query is an exact copy of its candidate j (``copy_pos`` from
+    :func:`deepnnk.neighbors.exact_copies`, −1 for none); edits ``theta [n, k]`` in place.
+
+    With K(q, q) = 1 that point is the exact optimum (its gradient K_SS e_j − k_Sq is zero), and
+    interpolation must return it; rounding in a float32 Gram matrix would otherwise spread a
+    little weight over other candidates.
+    """
+    rows = np.nonzero(copy_pos >= 0)[0]
+    if rows.size:
+        theta[rows] = 0.0
+        theta[rows, copy_pos[rows]] = 1.0
+    return theta
+
+
 def interpolate(theta: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Equation (3): ``theta [n, k]`` ≥ 0, ``labels [n, k]`` in 0..C−1 → probabilities ``[n, C]``.
 
@@ -145,10 +161,12 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
     batch_size : queries per block of kernel + solve work; bounds memory (~k²·8 bytes a query).
     backend : kNN backend, "torch" (exact) or "faiss".
     gram_dtype : "auto", "float32" or "float64": the precision of the candidates' inner products
-        for the cosine kernel (the solver always runs in float64; the Gaussian kernel always
-        uses float64). float32 is the authors' choice and about 2× faster; its ~1e-7 rounding
-        can make K_SS indefinite when the features span few dimensions, so "auto" takes float32
-        only when d ≥ 2k.
+        for the cosine kernel, resolved by :func:`deepnnk.kernels.resolve_gram_dtype` (the
+        package's one rule: "auto" takes float32 when d ≥ 2k; the Gaussian kernel and the
+        solver always use float64). The resolved value is ``gram_dtype_``.
+
+    A query that is an exact copy of a training point (found from the exact kNN distances) is
+    interpolated by that point alone, θ = e_j, with the exact solver, in any precision.
 
     Attributes
     ----------
@@ -186,10 +204,6 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
-        if self.gram_dtype not in ("auto", "float32", "float64"):
-            raise ValueError(
-                f"gram_dtype must be 'auto', 'float32' or 'float64', got {self.gram_dtype!r}."
-            )
         if self.sigma is not None and not (np.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be a positive number or None, got {self.sigma!r}.")
 
@@ -211,15 +225,7 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         self.X_fit_ = X
         # The kernel reads candidates from this copy: unit rows for the cosine kernel.
         base = normalize_rows(X, "X") if self.kernel == "cosine" else X
-        self.gram_dtype_ = self.gram_dtype
-        if self.gram_dtype == "auto":
-            self.gram_dtype_ = "float32" if X.shape[1] >= 2 * k else "float64"
-        elif self.gram_dtype == "float32" and self.kernel == "cosine" and X.shape[1] < 2 * k:
-            raise ValueError(
-                f"gram_dtype='float32' with {X.shape[1]} features and n_neighbors={k}: K_SS has "
-                "rank ≤ d + 1 < k, and float32 rounding makes it indefinite, so the NNK weights "
-                "are unreliable. Use gram_dtype='float64' (or 'auto')."
-            )
+        self.gram_dtype_ = resolve_gram_dtype(self.gram_dtype, self.kernel, X.shape[1], k)
         self._X_kernel = torch.from_numpy(np.ascontiguousarray(base)).to(
             getattr(torch, self.gram_dtype_)
         )
@@ -255,6 +261,8 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
             )
             if need_K:
                 theta = solve_nnk(K_SS, k_Sq, method=self.solver, tol=self.tol)
+                if self.solver == "exact":
+                    pin_copies(theta, exact_copies(Xq[sl], self.X_fit_, index[sl], sq_dist[sl]))
             else:
                 theta = k_Sq
             yield sl, Neighbourhoods(index[sl], sq_dist[sl], k_Sq, K_SS), theta

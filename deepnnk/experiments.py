@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import time
 import warnings
@@ -35,15 +34,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import cache
 from ._progress import progress as _progress
-from .classifier import candidate_kernels, interpolate, nnk_residual
-from .features import atomic_write, default_cache_dir, extract
-from .kernels import normalize_rows
-from .neighbors import knn
+from .classifier import candidate_kernels, interpolate, nnk_residual, pin_copies
+from .features import extract
+from .kernels import normalize_rows, resolve_gram_dtype
+from .neighbors import exact_copies, knn
 from .solver import kkt_residual, solve_nnk
 from .train import torch_threads
 
-EXPERIMENT_VERSION = "deepnnk.experiments/1"
+# The modules whose source goes into the cache keys: everything between the checkpoint file and
+# the numbers (loading, features, search, kernels, solver, scoring).
+NETWORK_CODE = ("experiments", "paper", "tf_bundle", "train", "models", "data", "features", "cache")
+LOO_CODE = (*NETWORK_CODE, "neighbors", "kernels", "classifier", "solver", "_solver_numba")
+SVM_CODE = NETWORK_CODE
 WEIGHTS = ("paper", "retrained")
 MODELS = ("underparameterised", "regularised", "overfit")
 KKT_TOL = 1e-9  # kkt_residual above this: the solver stopped at a non-optimal point
@@ -57,15 +61,10 @@ PAPER_TABLE: dict[str, dict[str, float]] = {
 }
 
 
-def _package_version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def experiments_cache_dir() -> Path:
-    """Where checkpoint results are cached: ``<feature cache>/experiments``."""
-    return default_cache_dir() / "experiments"
+def experiments_cache_dir(kind: str = "loo") -> Path:
+    """Where checkpoint results of ``kind`` ("loo" or "svm") are cached: ``<cache root>/<kind>``
+    (:mod:`deepnnk.cache`)."""
+    return cache.cache_dir(kind)
 
 
 # --------------------------------------------------------------------------- data and networks
@@ -312,24 +311,42 @@ def _score(P, truth):
     return pred, int(np.sum(pred != truth)), float(np.sum(1.0 - P[np.arange(len(P)), truth]))
 
 
+def gram_dtypes(ks, kernel: str, d: int, gram_dtype: str = "auto") -> dict[int, str]:
+    """{k: the Gram precision :class:`~deepnnk.NNKClassifier` would use at that k} — the package's
+    one rule, :func:`deepnnk.kernels.resolve_gram_dtype`, applied to each k."""
+    return {int(k): resolve_gram_dtype(gram_dtype, kernel, d, int(k)) for k in ks}
+
+
 def _evaluate_side(
-    Xk, Xq, yq, y_fit, idx, sq, ks, solvers, kernel, tol, batch_size, n_classes, bar, name
-):
+    Xk, X, Xq, yq, y_fit, idx, sq, ks, solvers, kernel, dtypes, tol, batch_size, n_classes, bar,
+    name,
+):  # fmt: skip
     stats = _new_stats(ks, solvers)
-    kmax = ks[-1]
     n = len(Xq)
-    slice_kernels = kernel == "cosine"  # the Gaussian's default σ depends on k: recompute
+    # The cosine kernel is computed once per precision, at the largest k that uses it, and sliced
+    # for the smaller ones; the Gaussian's default σ depends on k, so it is recomputed per k.
+    slice_kernels = kernel == "cosine"
+    top = {dt: max(k for k in ks if dtypes[k] == dt) for dt in set(dtypes.values())}
     for start in _progress(range(0, n, batch_size), bar, name):
         sl = slice(start, start + batch_size)
         truth = yq[sl]
+        copy_pos = exact_copies(Xq[sl], X, idx[sl], sq[sl])
         if slice_kernels:
-            kq_all, K_all = candidate_kernels(Xk, Xq[sl], idx[sl], sq[sl], kernel)
+            full = {
+                dt: candidate_kernels(
+                    Xk[dt], Xq[sl], idx[sl, :kt], sq[sl, :kt], kernel, gram_dtype=dt
+                )
+                for dt, kt in top.items()
+            }
         for k in ks:
             if slice_kernels:
+                kq_all, K_all = full[dtypes[k]]
                 b = np.ascontiguousarray(kq_all[:, :k])
-                K = np.ascontiguousarray(K_all[:, :k, :k]) if k < kmax else K_all
+                K = np.ascontiguousarray(K_all[:, :k, :k]) if k < K_all.shape[1] else K_all
             else:
-                b, K = candidate_kernels(Xk, Xq[sl], idx[sl, :k], sq[sl, :k], kernel)
+                b, K = candidate_kernels(
+                    Xk[dtypes[k]], Xq[sl], idx[sl, :k], sq[sl, :k], kernel, gram_dtype=dtypes[k]
+                )
             labels = y_fit[idx[sl, :k]]
             st = stats[k]
             _, wrong, soft = _score(interpolate(b, labels, n_classes), truth)
@@ -337,6 +354,8 @@ def _evaluate_side(
             st["knn"]["soft"] += soft
             for s in solvers:
                 theta = solve_nnk(K, b, method=s, tol=tol)
+                if s == "exact":  # as NNKClassifier: an exact copy interpolates itself alone
+                    pin_copies(theta, np.where(copy_pos < k, copy_pos, -1))
                 pred, wrong, soft = _score(interpolate(theta, labels, n_classes), truth)
                 kkt = kkt_residual(K, b, theta)
                 e = st[s]
@@ -384,6 +403,7 @@ def evaluate_features(
     tol: float = 1e-10,
     batch_size: int = 2048,
     progress: bool = False,
+    gram_dtype: str = "auto",
 ) -> dict:
     """LOO (train side) and test-side NNK / kNN errors for every k in ``ks`` and every solver.
 
@@ -394,7 +414,13 @@ def evaluate_features(
     ``NNKClassifier(k, kernel, solver).fit(train, y_train).loo_error()`` (and ``predict`` on the
     test side) for each k and solver, at a fraction of the cost.
 
-    Returns ``{"loo": {k: side}, "test": {k: side}, "seconds": {...}}`` with k as a string and
+    Precision: each k gets the Gram precision ``NNKClassifier(k, gram_dtype=gram_dtype)`` would
+    use (:func:`gram_dtypes`); the kernels are computed once per precision, at the largest k that
+    uses it. Exact copies of a query among its candidates interpolate it alone with the exact
+    solver, as in the classifier.
+
+    Returns ``{"loo": {k: side}, "test": {k: side}, "gram_dtype": {k: dtype}, "seconds": {...}}``
+    with k as a string and
     side = {knn_error, knn_soft_error, <solver>: {error, soft_error, n_neighbors_mean,
     n_neighbors_median, residual_mean, kkt_violation_fraction, kkt_max}, changed} ("changed":
     predictions on which the two solvers disagree, when two are given).
@@ -414,9 +440,11 @@ def evaluate_features(
     pos = np.clip(pos, 0, len(classes) - 1)
     y_te = np.where(classes[pos] == np.asarray(y_test), pos, -1)
     kmax = ks[-1]
-    # The kernel reads candidates from unit rows in float32, as NNKClassifier does.
+    dtypes = gram_dtypes(ks, kernel, X.shape[1], gram_dtype)
+    # The kernel reads candidates from unit rows in the Gram precision, as NNKClassifier does.
     base = normalize_rows(X, "train features") if kernel == "cosine" else X
-    Xk = torch.from_numpy(np.ascontiguousarray(base)).to(torch.float32)
+    base = torch.from_numpy(np.ascontiguousarray(base))
+    Xk = {dt: base.to(getattr(torch, dt)) for dt in set(dtypes.values())}
     seconds = {}
     t = time.perf_counter()
     sq_tr, idx_tr = knn(X, X, kmax, exclude_self=True)
@@ -425,13 +453,14 @@ def evaluate_features(
     sq_te, idx_te = _exact_prefix_order(Xt, X, sq_te, idx_te, ks)
     seconds["knn"] = time.perf_counter() - t
     t = time.perf_counter()
-    common = (ks, solvers, kernel, tol, batch_size, len(classes), progress)
-    loo = _evaluate_side(Xk, X, y_fit, y_fit, idx_tr, sq_tr, *common, "LOO")
+    common = (ks, solvers, kernel, dtypes, tol, batch_size, len(classes), progress)
+    loo = _evaluate_side(Xk, X, X, y_fit, y_fit, idx_tr, sq_tr, *common, "LOO")
     seconds["loo_solve"] = time.perf_counter() - t
     t = time.perf_counter()
-    tst = _evaluate_side(Xk, Xt, y_te, y_fit, idx_te, sq_te, *common, "test")
+    tst = _evaluate_side(Xk, X, Xt, y_te, y_fit, idx_te, sq_te, *common, "test")
     seconds["test_solve"] = time.perf_counter() - t
-    return {"loo": loo, "test": tst, "seconds": seconds}
+    gram = {str(k): dt for k, dt in dtypes.items()}
+    return {"loo": loo, "test": tst, "gram_dtype": gram, "seconds": seconds}
 
 
 # --------------------------------------------------------------------------- linear SVM
@@ -496,40 +525,17 @@ def svm_cv_error(
 # --------------------------------------------------------------------------- cached checkpoints
 
 
-def _key_hash(spec: dict) -> str:
-    text = json.dumps(spec, sort_keys=True)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def _read_cache(path: Path, spec: dict):
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if data.get("spec") == spec else None
-
-
-def _write_cache(path: Path, data: dict) -> None:
-    from .reporting import _plain
-
-    text = json.dumps(_plain(data), indent=1, sort_keys=True).encode()
-    atomic_write(path, lambda f: f.write(text))
-
-
 def _cache_path(cache_dir, kind: str, spec: dict):
-    if cache_dir is False:
+    folder = cache.cache_dir(kind, cache_dir)
+    if folder is None:
         return None
-    folder = Path(cache_dir) if cache_dir not in (None, True) else experiments_cache_dir()
-    return folder / f"{kind}-{spec['model']}-e{spec['epoch']:02d}-{_key_hash(spec)}.json"
+    return folder / f"{kind}-{spec['model']}-e{spec['epoch']:02d}-{cache.spec_digest(spec)}.json"
 
 
 def _checkpoint_spec(weights, model, epoch, data_root, checkpoints_root) -> dict:
-    """The cache-key fields every per-checkpoint result shares."""
+    """The cache-key fields every per-checkpoint result shares (the code digest comes with the
+    kind: :data:`LOO_CODE` or :data:`SVM_CODE`)."""
     return {
-        "version": EXPERIMENT_VERSION,
-        "package": _package_version(),
         "weights": weights,
         "model": model,
         "epoch": int(epoch),
@@ -558,14 +564,16 @@ def evaluate_checkpoint(
 ) -> dict | None:
     """:func:`evaluate_features` of one checkpoint, plus the network's own errors; cached.
 
-    The JSON cache entry (under ``cache_dir``, default :func:`experiments_cache_dir`; False
-    disables it) is keyed by the weights, model, epoch, a digest of the checkpoint file, ks,
-    solvers, kernel, tol, subset sizes and seed, and the package version; a hit loads no network
-    and no data. The result carries ``"cached": True`` then, and the ``seconds`` of the original
-    computation. ``cache_only=True`` returns None on a miss instead of computing.
+    The JSON cache entry (under ``cache_dir``, default ``<cache root>/loo``; False disables it) is
+    keyed by the weights, model, epoch, a digest of the checkpoint file, a digest of the source of
+    every module that computes it (:data:`LOO_CODE`), ks, solvers, kernel, tol, and subset sizes
+    and seed; a hit loads no network and no data. The result carries ``"cached": True`` then, and
+    the ``seconds`` of the original computation. ``cache_only=True`` returns None on a miss
+    instead of computing.
     """
     spec = {
         **_checkpoint_spec(weights, model, epoch, data_root, checkpoints_root),
+        "code": cache.code_digest(LOO_CODE),
         "ks": sorted({int(k) for k in ks}),
         "solvers": list(solvers),
         "kernel": kernel,
@@ -575,7 +583,7 @@ def evaluate_checkpoint(
         "subset_seed": subset_seed,
     }
     path = _cache_path(cache_dir, "loo", spec)
-    if path is not None and (hit := _read_cache(path, spec)) is not None:
+    if (hit := cache.read_json(path, spec)) is not None:
         hit["cached"] = True
         return hit
     if cache_only:
@@ -605,7 +613,7 @@ def evaluate_checkpoint(
         **result,
     }
     if path is not None:
-        _write_cache(path, data)
+        cache.write_json(path, data)
     data["cached"] = False
     return data
 
@@ -629,13 +637,14 @@ def checkpoint_svm(
     """:func:`svm_cv_error` on one checkpoint's features (a subset if n_train/n_test), cached."""
     spec = {
         **_checkpoint_spec(weights, model, epoch, data_root, checkpoints_root),
+        "code": cache.code_digest(SVM_CODE),
         "n_train": n_train,
         "n_test": n_test,
         "subset_seed": subset_seed,
         "svm": {"n_splits": n_splits, "C": C, "max_iter": max_iter, "dual": True, "seed": 0},
     }
     path = _cache_path(cache_dir, "svm", spec)
-    if path is not None and (hit := _read_cache(path, spec)) is not None:
+    if (hit := cache.read_json(path, spec)) is not None:
         hit["cached"] = True
         return hit
     feats = checkpoint_features(
@@ -647,7 +656,7 @@ def checkpoint_svm(
     )
     data = {"spec": spec, "n_train": len(feats.train), "n_test": len(feats.test), **result}
     if path is not None:
-        _write_cache(path, data)
+        cache.write_json(path, data)
     data["cached"] = False
     return data
 

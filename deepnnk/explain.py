@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted
 
 from .classifier import NNKClassifier, candidate_kernels, interpolate, nnk_residual
 from .kernels import normalize_rows
@@ -92,9 +93,10 @@ def _normalise(theta: np.ndarray) -> np.ndarray:
 
 
 def _gram_dtype(clf: NNKClassifier) -> str:
-    """The precision ``clf`` computed its kernels in (``gram_dtype_`` once fitted, if it has it)."""
-    dtype = getattr(clf, "gram_dtype_", clf.gram_dtype)
-    return dtype if dtype in ("float32", "float64") else "float64"
+    """The precision the fitted ``clf`` computes its kernels in (the package's one rule,
+    :func:`deepnnk.kernels.resolve_gram_dtype`, resolved at fit time)."""
+    check_is_fitted(clf, "X_fit_")
+    return clf.gram_dtype_
 
 
 def nnk_on_candidates(clf: NNKClassifier, X, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """Kernels that turn features into similarities in [0, 1] with K(a, a) = 1.
 
-Both are computed in float64: the NNK solver's optimality check works at the 1e-9 level, which
-float32 similarities cannot support.
+Both are computed in float64 here: the NNK solver's optimality check works at the 1e-9 level,
+which float32 similarities cannot support. The batched candidate kernels of the classifier may
+accumulate inner products in float32 by :func:`resolve_gram_dtype`, the package's one rule.
 """
 
 from __future__ import annotations
@@ -11,6 +12,44 @@ import numpy as np
 from ._validation import check_features
 
 ZERO_NORM = 1e-300
+
+
+GRAM_DTYPES = ("auto", "float32", "float64")
+
+
+def resolve_gram_dtype(requested: str, kernel: str, d: int, k: int) -> str:
+    """The one precision rule for the candidates' inner products: "float32" or "float64".
+
+    Every NNK computation in the package (:class:`~deepnnk.NNKClassifier`, the explanation
+    tables, the LOO evaluation of :mod:`deepnnk.experiments`) resolves its Gram precision here,
+    for its own ``d`` features and ``k`` candidates. The solver itself always runs in float64.
+
+    - The Gaussian kernel is always float64: its distances come from a Gram matrix and cancel
+      badly in float32.
+    - The cosine kernel takes float32 (the authors' choice, about 2× faster) when d ≥ 2k, else
+      float64: the cosine kernel's K_SS has rank ≤ d + 1, and below that the ~1e-7 float32
+      rounding makes the nearly singular K_SS indefinite. An explicit float32 there is refused.
+    """
+    if requested not in GRAM_DTYPES:
+        raise ValueError(f"gram_dtype must be one of {GRAM_DTYPES}, got {requested!r}.")
+    if kernel != "cosine":
+        return "float64"
+    if requested == "auto":
+        return "float32" if d >= 2 * k else "float64"
+    if requested == "float32" and d < 2 * k:
+        raise ValueError(
+            f"gram_dtype='float32' with {d} features and k={k}: K_SS has rank ≤ d + 1 < k, and "
+            "float32 rounding makes it indefinite, so the NNK weights are unreliable. Use "
+            "gram_dtype='float64' (or 'auto')."
+        )
+    return requested
+
+
+def kernel_rounding(gram_dtype: str, d: int) -> float:
+    """A bound on the rounding error of one kernel entry computed from unit rows of ``d``
+    features in ``gram_dtype``: d·eps (the classical bound for a dot product). Tests derive
+    their tolerances from it."""
+    return float(d * np.finfo(np.dtype(gram_dtype)).eps)
 
 
 def normalize_rows(X: np.ndarray, name: str = "X") -> np.ndarray:

@@ -183,3 +183,25 @@ def knn(
     if torch_in:
         return d, i
     return d.numpy(), i.numpy()
+
+
+def exact_copies(queries: np.ndarray, database: np.ndarray, index, sq_dist) -> np.ndarray:
+    """For each query, the position in its candidate row of its first exact copy, else −1.
+
+    ``queries [n, d]``, ``database [N, d]`` (numpy), ``index``/``sq_dist [n, k]`` from
+    :func:`knn`. A copy has distance 0, which the float32 search reports as at most its
+    worst-case rounding d·eps·(‖q‖² + ‖x‖²) (times a safety factor of 4); only those few
+    candidates are compared with the query element by element. Returns int64 ``[n]``.
+    """
+    index, sq_dist = np.asarray(index), np.asarray(sq_dist)
+    q2 = np.einsum("ij,ij->i", queries, queries, dtype=np.float64)
+    x2 = np.einsum("ij,ij->i", database, database, dtype=np.float64)
+    eps = float(np.finfo(np.float32).eps)
+    bound = 4 * queries.shape[1] * eps * (q2[:, None] + x2[index])
+    rows, cols = np.nonzero(sq_dist <= bound)
+    same = (queries[rows] == database[index[rows, cols]]).all(1)
+    k = index.shape[1]
+    pos = np.full(len(queries), k, dtype=np.int64)
+    np.minimum.at(pos, rows[same], cols[same])  # the first copy in the row
+    pos[pos == k] = -1
+    return pos

@@ -9,6 +9,8 @@ import pytest
 
 from deepnnk import NNKClassifier
 from deepnnk import experiments as ex
+from deepnnk import solver as solver_module
+from deepnnk.kernels import kernel_rounding
 
 
 def _features(n, d=24, seed=0, noise=1.4):
@@ -53,10 +55,24 @@ def test_prefix_reuse_matches_separate_classifiers(data, result, k):
     assert loo["exact"]["kkt_violation_fraction"] == 0.0
 
 
-def test_residual_matches_explain(data, result):
+def test_one_precision_rule_per_k(data, result):
+    """evaluate_features gives every k the Gram precision NNKClassifier uses at that k."""
+    X = data[0]
+    for k in (5, 12, 20):
+        want = NNKClassifier(k).fit(X, data[1]).gram_dtype_
+        assert result["gram_dtype"][str(k)] == want
+    assert result["gram_dtype"] == {"5": "float32", "12": "float32", "20": "float64"}
+
+
+@pytest.mark.parametrize("k", [5, 12, 20])
+def test_residual_matches_explain(data, result, k):
+    """The same residual as the classifier's explain, to the rounding of the precision used: the
+    evaluation slices K from a larger k, so float32 entries may differ by BLAS blocking."""
     X, y, Xt, yt = data
-    _, _, res = NNKClassifier(12, solver="exact").fit(X, y).explain(Xt)
-    assert result["test"]["12"]["exact"]["residual_mean"] == pytest.approx(res.mean(), rel=1e-9)
+    clf = NNKClassifier(k, solver="exact").fit(X, y)
+    _, _, res = clf.explain(Xt)
+    tol = 100 * kernel_rounding(clf.gram_dtype_, X.shape[1])
+    assert result["test"][str(k)]["exact"]["residual_mean"] == pytest.approx(res.mean(), abs=tol)
 
 
 def test_exact_prefix_order_sorts_near_ties():
@@ -133,6 +149,31 @@ def test_checkpoint_cache_hit_and_keys(tmp_path, fake_checkpoints):
     assert len(calls) == 7
     assert len(list(tmp_path.glob("loo-*.json"))) == 7
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_changing_the_solver_source_misses_the_loo_cache(tmp_path, fake_checkpoints, monkeypatch):
+    """The key holds a digest of the source of every module that computes the result: an edited
+    solver (here: a copy of its file with one more line) recomputes instead of reading."""
+    calls = fake_checkpoints
+    kw = dict(ks=(5,), n_train=200, n_test=50, cache_dir=tmp_path / "loo")
+    ex.evaluate_checkpoint("paper", "regularised", 20, **kw)
+    assert ex.evaluate_checkpoint("paper", "regularised", 20, **kw)["cached"]
+    edited = tmp_path / "solver.py"
+    edited.write_text(open(solver_module.__file__).read() + "\n# a change\n")
+    monkeypatch.setattr(solver_module, "__file__", str(edited))
+    assert ex.evaluate_checkpoint("paper", "regularised", 20, cache_only=True, **kw) is None
+    again = ex.evaluate_checkpoint("paper", "regularised", 20, **kw)
+    assert not again["cached"] and len(calls) == 2
+    assert len(list((tmp_path / "loo").glob("loo-*.json"))) == 2
+
+
+def test_cache_kinds_share_one_root(tmp_path, fake_checkpoints, monkeypatch):
+    monkeypatch.setenv("DEEPNNK_CACHE", str(tmp_path))
+    kw = dict(n_train=200, n_test=50)
+    ex.evaluate_checkpoint("paper", "regularised", 20, ks=(5,), **kw)
+    ex.checkpoint_svm("paper", "regularised", 20, n_splits=2, max_iter=50, **kw)
+    assert len(list((tmp_path / "loo").glob("loo-*.json"))) == 1
+    assert len(list((tmp_path / "svm").glob("svm-*.json"))) == 1
 
 
 def test_cache_disabled(tmp_path, fake_checkpoints):

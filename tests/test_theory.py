@@ -199,13 +199,23 @@ def test_query_equal_to_training_point_gets_its_label(seed, kernel, solver):
     assert err <= 1e-9
 
 
-def test_query_equal_to_training_point_default_gram():
-    """With the default Gram precision (float32 where the authors used it) the label is still
-    right, to float32 accuracy."""
+@pytest.mark.parametrize("wide", [False, True])
+def test_query_equal_to_training_point_default_gram(wide):
+    """With the default Gram precision (float32 for the cosine kernel when d ≥ 2k, the ``wide``
+    case) a query equal to a training point gets weight 1 on it and 0 elsewhere, to 1e-12: the
+    copy is found from the exact kNN distances, not from rounded kernel values."""
     for seed in range(20):
         X, y, i, k = query_in_data(seed)
+        if wide:
+            X = np.hstack([X, X])
         for kernel in ("cosine", "gaussian"):
-            assert one_hot_error(X, y, i, k, kernel=kernel) < 1e-3
+            clf = NNKClassifier(n_neighbors=k, kernel=kernel).fit(X, y)
+            if wide:
+                assert clf.gram_dtype_ == ("float32" if kernel == "cosine" else "float64")
+            index, weights, _ = clf.explain(X[i : i + 1])
+            want = (index[0] == i).astype(float)
+            assert np.abs(weights[0] - want).max() <= 1e-12, (seed, kernel)
+            assert one_hot_error(X, y, i, k, kernel=kernel) <= 1e-12
 
 
 def test_query_equal_to_training_point_gaussian_float32_features():
