@@ -50,10 +50,11 @@ if [ "$INSTALL" = 1 ]; then
   # machines, torch 2.14.1 / torchvision 0.29.1) pip takes it; elsewhere the newest release.
   if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
     echo "== installing torch and torchvision"
-    "$PY" -m pip install -q "torch>=2.1" "torchvision>=0.16"
+    "$PY" -m pip install -q "torch>=2.3" "torchvision>=0.18"
   fi
-  echo "== installing deepnnk and its dev/notebook extras"
-  "$PY" -m pip install -q -e ".[dev]"
+  EXTRAS=${DEEPNNK_EXTRAS:-dev}
+  echo "== installing deepnnk and its extras [$EXTRAS]"
+  "$PY" -m pip install -q -e ".[$EXTRAS]"
   # A kernel named after the project, so papermill runs this venv's Python whatever else is
   # installed on the machine.
   "$PY" -m ipykernel install --sys-prefix --name deepnnk --display-name "Python (deepnnk)" >/dev/null

@@ -1,4 +1,8 @@
-"""Shared test helpers: find the real data (``$DEEPNNK_DATA``), or skip with the reason."""
+"""Shared test helpers: find the real data (``$DEEPNNK_DATA``), or skip with the reason.
+
+Where the data and the optional extras must be there (CI sets ``DEEPNNK_REQUIRE_DATA=1``), a
+test that would skip fails instead, naming what is missing: a green run then means every test ran.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,34 @@ import pytest
 from deepnnk.data import BIN_DIR, ENV_VAR, PY_DIR, data_root
 from deepnnk.paper import CHECKPOINT_DIR, PAPER_MODELS
 
+REQUIRE_ENV_VAR = "DEEPNNK_REQUIRE_DATA"
+
+
+def required() -> bool:
+    """True when missing data or extras must fail the tests rather than skip them."""
+    return os.environ.get(REQUIRE_ENV_VAR, "") not in ("", "0")
+
+
+def skip_or_fail(reason: str):
+    """Skip with ``reason``, or fail with it when :func:`required`."""
+    if required():
+        pytest.fail(f"{reason} ({REQUIRE_ENV_VAR} is set, so this fails instead of skipping)")
+    pytest.skip(reason)
+
+
+def importorskip(name: str, extra: str):
+    """``pytest.importorskip``, failing instead under :func:`required`."""
+    try:
+        return __import__(name)
+    except ImportError:
+        skip_or_fail(f"{name} is not installed: pip install 'deepnnk[{extra}]'")
+
 
 def data_root_or_skip(*, cifar: bool = True, checkpoints: bool = True) -> Path:
     """The data root from ``$DEEPNNK_DATA`` (else ``./data``), or skip the calling test.
 
-    Skips unless the root holds CIFAR-10 (when ``cifar``) and all three paper checkpoint
-    folders (when ``checkpoints``).
+    Skips (fails under ``DEEPNNK_REQUIRE_DATA=1``) unless the root holds CIFAR-10 (when
+    ``cifar``) and all three paper checkpoint folders (when ``checkpoints``).
     """
     root = data_root()
     missing = []
@@ -30,7 +56,7 @@ def data_root_or_skip(*, cifar: bool = True, checkpoints: bool = True) -> Path:
         if absent:
             missing.append(f"{CHECKPOINT_DIR}/{{{','.join(absent)}}}/")
     if missing:
-        pytest.skip(
+        skip_or_fail(
             f"real data absent: {root.resolve()} lacks {', '.join(missing)}; "
             f"set {ENV_VAR} to the data root to run this test"
         )

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from conftest import importorskip  # noqa: E402
 
 from deepnnk import NNKClassifier, lessons  # noqa: E402
 from deepnnk.geometry import (  # noqa: E402
@@ -280,7 +281,7 @@ def test_every_figure_builds(trained, moons):
 
 def test_widgets_only_in_a_live_kernel(moons):
     assert not lessons.widgets_available()  # plain pytest: no kernel, Agg backend
-    pytest.importorskip("ipywidgets")
+    importorskip("ipywidgets", "notebooks")
     box = lessons.neighbourhood_explorer({"moons": moons}, {"moons": (0.5, 0.25)}, 6, k_max=12)
     slider = box.children[0].children[1]
     slider.value = 4  # redraws without error

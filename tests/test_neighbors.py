@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import importorskip
 
 from deepnnk import knn
 
@@ -191,7 +192,7 @@ def test_input_errors():
 
 
 def test_faiss_backend_matches():
-    pytest.importorskip("faiss")
+    importorskip("faiss", "faiss")
     rng = np.random.default_rng(8)
     X = rng.standard_normal((300, 16)).astype(np.float32)
     d, i = knn(X, X, 5, exclude_self=True, backend="faiss")
