@@ -2,7 +2,7 @@
 
     cd /work/main && .venv/bin/python benchmarks/bench_attacks.py [--n 1000] [--threads 1]
 
-Times :func:`deepnnk.attacks.fgsm` and :func:`deepnnk.attacks.pgd` at ε = 8/255 (after a
+Times :func:`deepnnk.nets.attacks.fgsm` and :func:`deepnnk.nets.attacks.pgd` at ε = 8/255 (after a
 small warm-up), prints images/s for each, the PGD/FGSM time ratio (about ``steps`` when a
 step costs what the FGSM gradient costs), and the accuracy each leaves. Uses the authors'
 regularised epoch-20 model and the test images under $DEEPNNK_DATA (or --data) when present,
@@ -23,11 +23,11 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from deepnnk.attacks import fgsm, pgd  # noqa: E402
-from deepnnk.data import DataError, load_cifar10, to_tensor  # noqa: E402
-from deepnnk.models import PaperCNN  # noqa: E402
-from deepnnk.paper import load_paper_model  # noqa: E402
-from deepnnk.tf_bundle import CheckpointError  # noqa: E402
+from deepnnk.nets.attacks import fgsm, pgd  # noqa: E402
+from deepnnk.nets.data import DataError, load_cifar10, to_tensor  # noqa: E402
+from deepnnk.nets.models import PaperCNN  # noqa: E402
+from deepnnk.nets.paper import load_paper_model  # noqa: E402
+from deepnnk.nets.tf_bundle import CheckpointError  # noqa: E402
 
 EPS = 8 / 255
 

@@ -1,9 +1,9 @@
-"""Time ``deepnnk.features.extract`` on all 60,000 CIFAR-10 images with the C=32 model.
+"""Time ``deepnnk.nets.features.extract`` on all 60,000 CIFAR-10 images with the C=32 model.
 
     .venv/bin/python benchmarks/bench_features.py            # 60k images: cold, then cache hit
     .venv/bin/python benchmarks/bench_features.py --quick    # 10k images
 
-Like the CLI, it calls ``deepnnk.train.tune_allocator()`` and sets ``OMP_WAIT_POLICY=PASSIVE``
+Like the CLI, it calls ``deepnnk.nets.train.tune_allocator()`` and sets ``OMP_WAIT_POLICY=PASSIVE``
 (``--no-tune`` keeps glibc's defaults). Cold = forward passes + hashing + writing the cache
 entry; warm = hashing + reading it back.
 Uses the real data under $DEEPNNK_DATA (or --data) when present, else random images of the
@@ -24,9 +24,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from deepnnk.data import DataError, load_cifar10  # noqa: E402
-from deepnnk.features import DEFAULT_BATCH_SIZE, extract  # noqa: E402
-from deepnnk.train import build_model, tune_allocator  # noqa: E402
+from deepnnk.nets.data import DataError, load_cifar10  # noqa: E402
+from deepnnk.nets.features import DEFAULT_BATCH_SIZE, extract  # noqa: E402
+from deepnnk.nets.train import build_model, tune_allocator  # noqa: E402
 
 TARGET_S = 40.0
 

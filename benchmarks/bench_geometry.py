@@ -3,7 +3,7 @@
     cd /work/main && .venv/bin/python benchmarks/bench_geometry.py [--grid 1000] [--steps 300]
 
 For a seeded random-init MLP and the same MLP after ``--steps`` full-batch Adam steps on
-two-moons, times :func:`deepnnk.geometry.linear_regions` over [-2, 3] × [-1.5, 2] and prints
+two-moons, times :func:`deepnnk.nets.geometry.linear_regions` over [-2, 3] × [-1.5, 2] and prints
 the region count, then samples activation patterns on a ``grid × grid`` lattice (float64) and
 reports how many distinct patterns the grid sees, how many exact regions it misses, and any
 pattern it sees that the exact partition lacks (which would be a bug). Single-threaded.
@@ -21,7 +21,7 @@ from sklearn.datasets import make_moons
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from deepnnk.geometry import linear_regions
+from deepnnk.nets.geometry import linear_regions
 
 BOUNDS = (-2.0, 3.0, -1.5, 2.0)
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_train.py            # 100 of the 1000 steps of an epoch
     .venv/bin/python benchmarks/bench_train.py --quick    # 20 steps, fewer settings, no pairs
 
-For every model and setting it times ``--steps`` Adam steps of ``deepnnk.train.run_epoch`` (the
+For every model and setting it times ``--steps`` Adam steps of ``deepnnk.nets.train.run_epoch`` (the
 loop ``train()`` runs, batch 50, flips for regularised models) after a warm-up, and
 extrapolates to seconds per epoch (1,000 steps). The settings of one process run in rounds,
 interleaved, so that a neighbour's burst of load on this shared machine hits them all alike.
@@ -11,7 +11,8 @@ interleaved, so that a neighbour's burst of load on this shared machine hits the
 Settings that need a fresh process run in a child each:
 
 * ``stock``: PyTorch as it comes: glibc's allocator defaults, libgomp's busy-waiting threads.
-* ``tuned``: what the CLI uses: ``deepnnk.train.tune_allocator()`` and ``OMP_WAIT_POLICY=PASSIVE``.
+* ``tuned``: what the CLI uses: ``deepnnk.nets.train.tune_allocator()`` and
+  ``OMP_WAIT_POLICY=PASSIVE``.
 
 The baseline (ratio 1.00) is ``stock, 2 threads, NCHW``, i.e. PyTorch's defaults here. The
 projection for 3 models x 20 epochs uses the chosen setting (tuned, 1 thread, channels-last)
@@ -48,7 +49,7 @@ def timed_steps(run: dict, n_steps: int, start: int, batch: int, record: bool) -
     """``n_steps`` training steps from batch ``start`` of ``run``'s epoch plan, timed."""
     import torch
 
-    from deepnnk import train as tr
+    from deepnnk.nets import train as tr
 
     torch.set_num_threads(run["key"][0])
     lo, hi = start * batch, (start + n_steps) * batch
@@ -66,8 +67,8 @@ def child(spec: dict) -> dict:
     import numpy as np
     import torch
 
-    from deepnnk import train as tr
-    from deepnnk.features import images_to_float
+    from deepnnk.nets import train as tr
+    from deepnnk.nets.features import images_to_float
 
     if spec["env"] == "tuned":
         tr.tune_allocator()
@@ -160,7 +161,7 @@ def main() -> None:
         print(json.dumps(child(json.loads(args.child))))
         return
 
-    from deepnnk.train import RECIPES
+    from deepnnk.nets.train import RECIPES
 
     steps = args.steps or (20 if args.quick else 100)
     rounds = 2 if args.quick else 4

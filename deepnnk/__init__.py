@@ -7,8 +7,8 @@ The core, importable without data or a network:
 - :func:`solve_nnk`, :func:`kkt_residual` — batched non-negative kernel regression;
 - :class:`NNKClassifier` — scikit-learn estimator with ``explain`` and leave-one-out.
 
-CIFAR-10, the paper's CNN, training and the authors' checkpoints live in ``deepnnk.data``,
-``deepnnk.models``, ``deepnnk.train``, ``deepnnk.features`` and ``deepnnk.paper``.
+CIFAR-10, the paper's CNN, training and the authors' checkpoints live in :mod:`deepnnk.nets`; the
+computation behind each notebook in :mod:`deepnnk.studies`; its figures in :mod:`deepnnk.figures`.
 """
 
 from .classifier import NNKClassifier, interpolate, nnk_residual

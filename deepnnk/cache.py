@@ -60,11 +60,12 @@ def cache_dir(kind: str, override=None) -> Path | None:
 def _module(mod: str | ModuleType) -> ModuleType:
     if isinstance(mod, ModuleType):
         return mod
-    return importlib.import_module(mod if mod.startswith("deepnnk") else f"deepnnk.{mod}")
+    return importlib.import_module(mod if mod.startswith("deepnnk.") else f"deepnnk.{mod}")
 
 
 def code_digest(modules: Iterable[str | ModuleType]) -> str:
-    """A hex digest of the source files of ``modules`` (names like ``"solver"`` or modules).
+    """A hex digest of the source files of ``modules``: module objects, or names relative to the
+    package (``"solver"``, ``"nets.features"``).
 
     Read from disk at each call, so an edited file changes the digest in a running process too.
     """

@@ -7,7 +7,7 @@ For a query :math:`x_q` with candidates :math:`S` (its k nearest training featur
 and predicts p(c | q) = Σ_j θ_j [y_j = c] / Σ_j θ_j. The *NNK neighbours* are the support of θ*;
 their normalised weights θ_j / Σθ are the explanation. This module turns
 :meth:`deepnnk.NNKClassifier.explain` into tables and summary statistics; the figures are in
-:mod:`deepnnk.gallery`.
+:mod:`deepnnk.figures.gallery`.
 
 ``drop_nearest=True`` reproduces a quirk of the authors' plotting code: it dropped the nearest
 candidate of *test* queries too (as if it were the query itself) and solved NNK on the other k − 1.
@@ -212,11 +212,11 @@ def load_model(
     """The network to explain, in eval mode: the authors' checkpoint (``weights="paper"``, read
     from the data root) or ours (``"retrained"``, ``<checkpoints_root>/<model>/epoch_XX.pt``)."""
     if weights == "paper":
-        from .paper import load_paper_model
+        from deepnnk.nets.paper import load_paper_model
 
         return load_paper_model(data_root, model, epoch)
     if weights == "retrained":
-        from .train import load_checkpoint
+        from deepnnk.nets.train import load_checkpoint
 
         return load_checkpoint(Path(checkpoints_root) / model, epoch)
     raise ValueError(f"weights must be 'paper' or 'retrained', got {weights!r}.")

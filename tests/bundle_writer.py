@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepnnk.tf_bundle import crc32c_py, mask_crc
+from deepnnk.nets.tf_bundle import crc32c_py, mask_crc
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 TF_DTYPES = {

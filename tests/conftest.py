@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from deepnnk.data import BIN_DIR, ENV_VAR, PY_DIR, data_root
-from deepnnk.paper import CHECKPOINT_DIR, PAPER_MODELS
+from deepnnk.nets.data import BIN_DIR, ENV_VAR, PY_DIR, data_root
+from deepnnk.nets.paper import CHECKPOINT_DIR, PAPER_MODELS
 
 REQUIRE_ENV_VAR = "DEEPNNK_REQUIRE_DATA"
 

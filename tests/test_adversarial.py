@@ -1,4 +1,4 @@
-"""Unit tests for deepnnk.adversarial on synthetic features (no data, no network)."""
+"""Unit tests for deepnnk.studies.adversarial on synthetic features (no data, no network)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from deepnnk import NNKClassifier, adversarial, explain  # noqa: E402
-from deepnnk.adversarial import Run  # noqa: E402
+from deepnnk import NNKClassifier, explain  # noqa: E402
+from deepnnk.studies import adversarial  # noqa: E402
+from deepnnk.studies.adversarial import Run  # noqa: E402
 
 
 def _blobs(n_per=60, d=40, seed=0):

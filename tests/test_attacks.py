@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepnnk.attacks import attack_dataset, fgsm, pgd
-from deepnnk.models import PaperCNN
+from deepnnk.nets.attacks import attack_dataset, fgsm, pgd
+from deepnnk.nets.models import PaperCNN
 
 K, SIDE = 4, 8  # classes, image side of the synthetic problem
 EPS_GRID = (0.005, 0.01, 0.02, 0.04, 0.08)
@@ -271,8 +271,8 @@ REAL_EPS = (1, 2, 4, 8)  # on 0..255 pixels
 @pytest.mark.data
 @pytest.mark.slow
 def test_paper_model_pgd_beats_fgsm_on_cifar10(real_data_root):
-    from deepnnk.data import load_cifar10
-    from deepnnk.paper import load_paper_model
+    from deepnnk.nets.data import load_cifar10
+    from deepnnk.nets.paper import load_paper_model
 
     _, _, x_test, y_test = load_cifar10(real_data_root)
     images, labels = x_test[:N_REAL], y_test[:N_REAL]

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from deepnnk.__main__ import main
-from deepnnk.data import BIN_DIR, BIN_MD5, load_cifar10
-from deepnnk.train import list_checkpoints, read_checkpoint
+from deepnnk.cli import main
+from deepnnk.nets.data import BIN_DIR, BIN_MD5, load_cifar10
+from deepnnk.nets.train import list_checkpoints, read_checkpoint
 
 RECORD = 1 + 32 * 32 * 3
 LIMIT = 100  # images used per split: 2 training steps of 50
@@ -164,7 +164,7 @@ def test_train_all_runs_the_three_models_side_by_side(data_root, tmp_path, capsy
 
 
 def test_gan_command_trains_and_resumes(data_root, tmp_path, capsys):
-    from deepnnk.dcgan import list_gan_checkpoints
+    from deepnnk.nets.dcgan import list_gan_checkpoints
 
     out = tmp_path / "gan"
     common = ["--data", str(data_root), "--no-verify", "--width", "4", "--n-train", "128"]

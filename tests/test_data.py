@@ -1,4 +1,4 @@
-"""``deepnnk.data`` on tiny synthetic CIFAR-10 files written to tmp_path (never the real data).
+"""``deepnnk.nets.data`` on tiny synthetic CIFAR-10 files written to tmp_path (never the real data).
 
 The loader checks every file against the official md5s and the splits against the official sizes
 (50,000 / 10,000). Tiny files pass the md5 check only with the expected table patched to their own
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from deepnnk import data
-from deepnnk.data import (
+from deepnnk.nets import data
+from deepnnk.nets.data import (
     BIN_DIR,
     BIN_MD5,
     ENV_VAR,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepnnk.dcgan import (
+from deepnnk.nets.dcgan import (
     Discriminator,
     GANConfig,
     Generator,
@@ -18,7 +18,7 @@ from deepnnk.dcgan import (
     sample_images,
     train_dcgan,
 )
-from deepnnk.train import CheckpointError
+from deepnnk.nets.train import CheckpointError
 
 TINY = GANConfig(width=4, nz=8, batch_size=16, n_train=64, seed=3)
 

@@ -1,4 +1,4 @@
-"""deepnnk.experiments on small synthetic features: prefix reuse, caching, the SVM, rankings."""
+"""deepnnk.studies.loo on small synthetic features: prefix reuse, caching, the SVM, rankings."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from deepnnk import NNKClassifier
-from deepnnk import experiments as ex
 from deepnnk import solver as solver_module
 from deepnnk.kernels import kernel_rounding
+from deepnnk.studies import loo as ex
 
 
 def _features(n, d=24, seed=0, noise=1.4):

@@ -1,4 +1,4 @@
-"""deepnnk.explain and deepnnk.gallery on synthetic data (fast, no CIFAR-10 needed)."""
+"""deepnnk.explain and deepnnk.figures.gallery on synthetic data (fast, no CIFAR-10 needed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from deepnnk import NNKClassifier, explain, gallery
+from deepnnk import NNKClassifier, explain
+from deepnnk.figures import gallery
 
 # d > k: the candidates' cosine Gram matrix has full rank, as with CIFAR features (d = 512).
 N, D, K, C = 400, 48, 20, 4

@@ -1,4 +1,5 @@
-"""deepnnk.features: extraction, the on-disk cache and its keys, atomic writes, input checks."""
+"""deepnnk.nets.features: extraction, the on-disk cache and its keys, atomic writes, input
+checks."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from deepnnk.data import to_tensor
-from deepnnk.features import atomic_write, cache_key, default_cache_dir, extract
-from deepnnk.models import PaperCNN
+from deepnnk.nets.data import to_tensor
+from deepnnk.nets.features import atomic_write, cache_key, default_cache_dir, extract
+from deepnnk.nets.models import PaperCNN
 
 WIDTH = 4
 

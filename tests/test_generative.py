@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepnnk.explain import NeighbourTable
-from deepnnk.generative import ImageSet, compare, label_entropy, nearest_distance, pixels
+from deepnnk.studies.generative import ImageSet, compare, label_entropy, nearest_distance, pixels
 
 
 def test_pixels_agree_across_layouts():

@@ -9,7 +9,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from deepnnk.geometry import (
+from deepnnk.nets.geometry import (
     box_polygon,
     clip_polygon,
     decision_boundary,

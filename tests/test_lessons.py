@@ -15,14 +15,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from conftest import importorskip  # noqa: E402
 
-from deepnnk import NNKClassifier, lessons  # noqa: E402
-from deepnnk.geometry import (  # noqa: E402
+from deepnnk import NNKClassifier  # noqa: E402
+from deepnnk.nets.geometry import (  # noqa: E402
     decision_boundary,
     linear_regions,
     locate,
     point_in_polygon,
     polygon_area,
 )
+from deepnnk.studies import nnk_geometry as lessons  # noqa: E402
 
 BOUNDS = (-1.5, 2.5, -1.0, 1.5)
 

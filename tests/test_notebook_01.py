@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import run_notebook
 
-from deepnnk.reporting import load_metrics
+from deepnnk.studies.reporting import load_metrics
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_cifar_explanations.ipynb"
 K = 50

@@ -10,8 +10,8 @@ import pytest
 from conftest import run_notebook
 
 from deepnnk import NNKClassifier
-from deepnnk.experiments import checkpoint_features
-from deepnnk.reporting import load_metrics
+from deepnnk.studies.loo import checkpoint_features
+from deepnnk.studies.reporting import load_metrics
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_loo_generalization.ipynb"
 

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from conftest import run_notebook
 
-from deepnnk import dcgan, explain, generative
-from deepnnk.data import load_cifar10
-from deepnnk.reporting import load_metrics
+from deepnnk import explain
+from deepnnk.nets import dcgan
+from deepnnk.nets.data import load_cifar10
+from deepnnk.studies import generative
+from deepnnk.studies.reporting import load_metrics
 
 SETS = ("generated", "real test", "PGD 8/255")
 

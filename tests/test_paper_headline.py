@@ -2,7 +2,7 @@
 k = 50, their prune solver, all 50,000 training and 10,000 test images.
 
 Shekkizhar & Ortega (2020), Table 1: LOO-NNK 0.2053, LOO-kNN 0.2634, NNK on the test set 0.2171
-(:data:`deepnnk.experiments.PAPER_TABLE`). No cache is read or written, so the features, the
+(:data:`deepnnk.studies.loo.PAPER_TABLE`). No cache is read or written, so the features, the
 neighbour search and the solves all run here (about a minute and a half on 2 cores).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from deepnnk import experiments as ex
+from deepnnk.studies import loo as ex
 
 PAPER = {"loo_nnk": 0.2053, "loo_knn": 0.2634, "test_nnk": 0.2171}
 

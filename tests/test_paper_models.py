@@ -9,9 +9,9 @@ import pytest
 import torch
 from bundle_writer import write_bundle
 
-from deepnnk.data import load_cifar10, to_tensor
-from deepnnk.models import PaperCNN
-from deepnnk.paper import (
+from deepnnk.nets.data import load_cifar10, to_tensor
+from deepnnk.nets.models import PaperCNN
+from deepnnk.nets.paper import (
     CHECKPOINT_DIR,
     PAPER_ACCURACY,
     PAPER_MODELS,
@@ -20,7 +20,7 @@ from deepnnk.paper import (
     paper_model,
     state_dict_from_bundle,
 )
-from deepnnk.tf_bundle import CheckpointNotFoundError
+from deepnnk.nets.tf_bundle import CheckpointNotFoundError
 
 # --------------------------------------------------------------------------------------------
 # without the real data

@@ -13,8 +13,8 @@ from bundle_writer import entry_proto, varint, write_bundle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepnnk.paper import EPOCHS, PAPER_MODELS, checkpoint_prefix, weight_names
-from deepnnk.tf_bundle import (
+from deepnnk.nets.paper import EPOCHS, PAPER_MODELS, checkpoint_prefix, weight_names
+from deepnnk.nets.tf_bundle import (
     CheckpointError,
     CheckpointNotFoundError,
     _varint,  # the reader's own varint, to locate blocks in tests

@@ -1,4 +1,5 @@
-"""deepnnk.train: the recipe, per-epoch atomic checkpoints, bit-identical resume, input checks."""
+"""deepnnk.nets.train: the recipe, per-epoch atomic checkpoints, bit-identical resume, input
+checks."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from deepnnk import train as tr
-from deepnnk.models import PaperCNN, count_parameters
-from deepnnk.train import CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint
+from deepnnk.nets import train as tr
+from deepnnk.nets.models import PaperCNN, count_parameters
+from deepnnk.nets.train import CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint
 
 WIDTH = 4
 

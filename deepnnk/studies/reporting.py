@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from .cache import atomic_write, plain
+from deepnnk.cache import atomic_write, plain
 
 PROFILES = ("smoke", "quick", "paper")
 

@@ -28,8 +28,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .features import array_digest, atomic_write, check_images
-from .train import (
+from deepnnk.nets.features import array_digest, atomic_write, check_images
+from deepnnk.nets.train import (
     CheckpointError,
     _stream_seed,
     list_checkpoints,
@@ -37,7 +37,7 @@ from .train import (
     torch_threads,
 )
 
-GAN_FORMAT = "deepnnk.dcgan/1"
+GAN_FORMAT = "deepnnk.nets.dcgan/1"
 _GAN_RE = re.compile(r"^gan_epoch_(\d+)\.pt$")
 _STREAM_PLAN = 10
 _STREAM_INIT = 11
@@ -143,8 +143,8 @@ def list_gan_checkpoints(checkpoint_dir: str | os.PathLike) -> dict[int, Path]:
 
 
 def read_gan_checkpoint(path: str | os.PathLike) -> dict:
-    """The raw checkpoint dict; :class:`~deepnnk.train.CheckpointError` naming the file when it is
-    missing, unreadable or not a deepnnk DCGAN checkpoint."""
+    """The raw checkpoint dict; :class:`~deepnnk.nets.train.CheckpointError` naming the file when
+    it is missing, unreadable or not a deepnnk DCGAN checkpoint."""
     return load_checkpoint_file(
         path,
         kind="DCGAN checkpoint",
@@ -160,7 +160,7 @@ def load_generator(checkpoint_dir: str | os.PathLike, epoch: int | None = None) 
     if not found:
         raise CheckpointError(
             f"no gan_epoch_XX.pt checkpoints in {checkpoint_dir}: train one with "
-            "deepnnk.dcgan.train_dcgan or `python -m deepnnk gan`."
+            "deepnnk.nets.dcgan.train_dcgan or `python -m deepnnk gan`."
         )
     epoch = max(found) if epoch is None else int(epoch)
     if epoch not in found:

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import explain, features
-from .adversarial import detection_auc, to_hwc
-from .explain import NeighbourTable
-from .neighbors import knn
+from deepnnk import explain
+from deepnnk.explain import NeighbourTable
+from deepnnk.neighbors import knn
+from deepnnk.nets import features
+from deepnnk.studies.adversarial import detection_auc, to_hwc
 
 SCORES = ("n_neighbours", "residual", "entropy", "nn_pixel", "nn_feature")
 SCORE_LABELS = {
@@ -186,7 +187,7 @@ def memorisation_pairs(images, nearest, train_images, distances, n: int = 8, tit
 def generated_gallery(table: NeighbourTable, i: int, image, train_images, class_names, net_label):
     """Gallery of generated image ``i``: titled with the network's and NNK's labels (a generated
     image has no true class), then its NNK neighbours by decreasing weight, "class, weight"."""
-    from .gallery import neighbour_titles, plot_gallery
+    from deepnnk.figures.gallery import neighbour_titles, plot_gallery
 
     rows, w, labels = table.neighbours(i)
     names = [class_names[int(c)] for c in labels]

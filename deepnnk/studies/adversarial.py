@@ -1,9 +1,9 @@
 r"""NNK neighbourhoods of adversarial examples: accuracy, weight shares, detection scores.
 
-An untargeted L∞ attack (FGSM or PGD, :mod:`deepnnk.attacks`) moves a test image by at most ε per
-pixel so that the network's label changes. In the network's feature space, NNK reconstructs the
-adversarial feature from a few training features; this module measures where that reconstruction
-lands (:func:`attack_metrics`):
+An untargeted L∞ attack (FGSM or PGD, :mod:`deepnnk.nets.attacks`) moves a test image by at most
+ε per pixel so that the network's label changes. In the network's feature space, NNK
+reconstructs the adversarial feature from a few training features; this module measures where
+that reconstruction lands (:func:`attack_metrics`):
 
 - accuracy of the network and of the NNK interpolation, clean and adversarial;
 - the NNK weight share on the true class and on the *adversarial class* (the network's
@@ -35,13 +35,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from . import cache, explain, features
-from .attacks import DEFAULT_STEPS, attack_dataset
-from .explain import NeighbourTable
-from .gallery import HEAD_INCHES, PANEL_INCHES, ROW_INCHES, table_gallery
+from deepnnk import cache, explain
+from deepnnk.explain import NeighbourTable
+from deepnnk.figures.gallery import HEAD_INCHES, PANEL_INCHES, ROW_INCHES, table_gallery
+from deepnnk.nets import features
+from deepnnk.nets.attacks import DEFAULT_STEPS, attack_dataset
 
 # The modules whose source goes into an attack's cache key (besides the model's own module).
-CODE = ("attacks", "adversarial", "features", "cache")
+CODE = ("nets.attacks", "studies.adversarial", "nets.features", "cache")
 SCORES = ("n_neighbours", "residual", "nnk_disagreement", "knn_disagreement")
 
 
@@ -83,10 +84,10 @@ def cached_attack(
 
     PGD runs ``steps`` steps from a random start drawn from a generator seeded with ``seed``.
     The result is memory-mapped from the cache (read-only) when present, else computed with
-    :func:`deepnnk.attacks.attack_dataset` and written there atomically.
+    :func:`deepnnk.nets.attacks.attack_dataset` and written there atomically.
     """
-    cache = Path(cache_dir) if cache_dir is not None else attack_cache_dir()
-    path = cache / f"{attack_key(model, images, labels, method, eps, steps, seed)}.npy"
+    folder = Path(cache_dir) if cache_dir is not None else attack_cache_dir()
+    path = folder / f"{attack_key(model, images, labels, method, eps, steps, seed)}.npy"
     if path.is_file():
         try:
             cached = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -256,7 +257,7 @@ def twin_galleries(
     suptitle: str | None = None,
 ):
     """Query ``i``'s NNK gallery on the clean input (left) and on its adversarial twin (right),
-    each titled "true, NNK-predicted" and drawn by :func:`deepnnk.gallery.table_gallery`."""
+    each titled "true, NNK-predicted" and drawn by :func:`deepnnk.figures.gallery.table_gallery`."""
     counts = [int(t.n_neighbours[i]) + 1 for t in (clean, adv)]
     rows = max(-(-c // per_row) for c in counts)
     head = HEAD_INCHES if suptitle else 0.0

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._progress import progress
+from deepnnk._progress import progress
 
 METHODS = ("fgsm", "pgd")
 DEFAULT_BATCH_SIZE = 256
@@ -103,7 +103,7 @@ def _check_images(x) -> torch.Tensor:
     if not torch.is_floating_point(x):
         raise ValueError(
             f"x must be floating point in [0, 1] (pixels/255), got dtype {x.dtype}; "
-            "convert uint8 images with deepnnk.data.to_tensor or use attack_dataset."
+            "convert uint8 images with deepnnk.nets.data.to_tensor or use attack_dataset."
         )
     if x.ndim != 4:
         raise ValueError(f"x must be 4-D [N, C, H, W] (NCHW), got shape {tuple(x.shape)}")
@@ -344,7 +344,7 @@ def attack_dataset(
 ) -> AttackResult:
     """Attack a whole data set in batches (with a tqdm progress bar); ``(images, predictions)``.
 
-    images: uint8 ``[N, H, W, C]`` (as :func:`deepnnk.data.load_cifar10` returns; converted to
+    images: uint8 ``[N, H, W, C]`` (as :func:`deepnnk.nets.data.load_cifar10` returns; converted to
     pixels/255 batch by batch) or float ``[N, C, H, W]`` in [0, 1]. labels: int ``[N]``.
     method: ``"fgsm"`` or ``"pgd"``; ``steps`` (default 10), ``step_size`` (default
     ``2.5·eps/steps``), ``random_start`` (default True) and ``generator`` apply to PGD only.

@@ -18,9 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import ENV_VAR, data_root
-from .models import PaperCNN
-from .tf_bundle import CheckpointError, CheckpointNotFoundError, list_tensors, read_bundle
+from deepnnk.nets.data import ENV_VAR, data_root
+from deepnnk.nets.models import PaperCNN
+from deepnnk.nets.tf_bundle import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    list_tensors,
+    read_bundle,
+)
 
 CHECKPOINT_DIR = "deepnnk-paper-checkpoints"
 EPOCHS = range(1, 21)
@@ -167,7 +172,7 @@ def load_paper_model(
 ) -> PaperCNN:
     """The authors' ``model`` after ``epoch`` (1..20) as a :class:`PaperCNN` in eval mode.
 
-    Feed it RGB pixels/255, NCHW (``deepnnk.data.to_tensor``), with no mean subtraction.
+    Feed it RGB pixels/255, NCHW (``deepnnk.nets.data.to_tensor``), with no mean subtraction.
     """
     spec = paper_model(model)
     prefix = checkpoint_prefix(root, spec.name, epoch)

@@ -19,9 +19,9 @@ Everything here works on two-dimensional toy data, so that NNK's geometry can be
   :func:`widgets_available`, and its static stand-in :func:`k_sweep_figure`;
 - :func:`headline`, the notebook's summary numbers.
 
-KRI conventions follow :mod:`deepnnk.geometry`: the KRI line of a selected neighbour ``x_j`` of a
-query ``x_q`` passes through ``x_j`` orthogonally to ``x_j − x_q``; a point ``x`` is on the query
-side when ``(x_q − x_j)·(x − x_j) > 0``. For a Gaussian kernel this does not depend on σ.
+KRI conventions follow :mod:`deepnnk.nets.geometry`: the KRI line of a selected neighbour ``x_j``
+of a query ``x_q`` passes through ``x_j`` orthogonally to ``x_j − x_q``; a point ``x`` is on the
+query side when ``(x_q − x_j)·(x − x_j) > 0``. For a Gaussian kernel this does not depend on σ.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from matplotlib.patches import Circle, Polygon
 from sklearn.datasets import make_blobs, make_moons
 from torch import nn
 
-from .classifier import NNKClassifier, candidate_kernels
-from .geometry import Region, clip_polygon, linear_regions, nnk_polytope, polygon_area
-from .neighbors import knn
-from .solver import solve_nnk
+from deepnnk.classifier import NNKClassifier, candidate_kernels
+from deepnnk.neighbors import knn
+from deepnnk.nets.geometry import Region, clip_polygon, linear_regions, nnk_polytope, polygon_area
+from deepnnk.solver import solve_nnk
 
 CLASS_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
 BLOB_CENTRES = ((-1.6, -0.6), (1.6, -0.6), (0.0, 1.9))
@@ -770,9 +770,9 @@ def k_sweep_figure(split: Split, query, ks):
 
 def headline(metrics: dict) -> dict:
     """The notebook's headline numbers, flat, for ``metrics["summary"]`` (what
-    ``deepnnk.reporting.print_summary`` tabulates): the KRI check, the polytope picture's hit
-    rate, NNK vs kNN test errors at k, and the trained network's regions, LOO-NNK on its features,
-    test error and agreement with NNK."""
+    ``deepnnk.studies.reporting.print_summary`` tabulates): the KRI check, the polytope picture's
+    hit rate, NNK vs kNN test errors at k, and the trained network's regions, LOO-NNK on its
+    features, test error and agreement with NNK."""
     test = metrics["polytope_check"]["test"]
     ep = metrics["epochs"]
     return {

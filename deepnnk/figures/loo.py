@@ -1,12 +1,12 @@
 """Figures of notebook 02 (LOO generalization), drawn from the tidy table of
-:func:`deepnnk.experiments.sweep`: one row per (model, epoch, k)."""
+:func:`deepnnk.studies.loo.sweep`: one row per (model, epoch, k)."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .experiments import ESTIMATORS, MODELS, column, pearson, select
+from deepnnk.studies.loo import ESTIMATORS, MODELS, column, pearson, select
 
 MODEL_COLORS = {"underparameterised": "tab:green", "regularised": "tab:blue", "overfit": "tab:red"}
 K_STYLES = ("-", "--", ":", "-.")

@@ -2,7 +2,7 @@
 
 A gallery shows the query first, then its neighbours, ``per_row`` panels to a row (7, as in the
 paper), each with a small title. Images are uint8 ``[32, 32, 3]`` RGB (HWC), as
-:func:`deepnnk.data.load_cifar10` returns them.
+:func:`deepnnk.nets.data.load_cifar10` returns them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .explain import NeighbourTable
+from deepnnk.explain import NeighbourTable
 
 PANEL_INCHES = 1.15  # width of one panel; a row of 7 is about 8 inches
 ROW_INCHES = 1.3  # height of one row of panels, title included

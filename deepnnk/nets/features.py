@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cache import (
+from deepnnk.cache import (
     CACHE_ENV_VAR,
     array_digest,
     atomic_write,
@@ -29,7 +29,7 @@ from .cache import (
     model_digest,
     model_module,
 )
-from .data import to_tensor
+from deepnnk.nets.data import to_tensor
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -53,10 +53,10 @@ LAYERS = ("features", "logits")
 # Images per forward pass. Measured on the 2-core CPU (C=32, 1 thread, glibc defaults): batches
 # of <= 125 run 60k images in ~23 s, batches of >= 250 in 38-42 s, because larger activations are
 # handed back to the OS when freed and page-faulted in afresh on every call (see
-# deepnnk.train.tune_allocator, which removes the effect for any batch size).
+# deepnnk.nets.train.tune_allocator, which removes the effect for any batch size).
 DEFAULT_BATCH_SIZE = 100
 # The modules whose source goes into every feature-cache key (besides the model's own module).
-CODE = ("features", "data", "cache")
+CODE = ("nets.features", "nets.data", "cache")
 
 
 # --------------------------------------------------------------------------- input checks

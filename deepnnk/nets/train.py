@@ -1,4 +1,4 @@
-"""Train :class:`~deepnnk.models.PaperCNN` with the paper's recipe, resumably.
+"""Train :class:`~deepnnk.nets.models.PaperCNN` with the paper's recipe, resumably.
 
 The recipe (Shekkizhar & Ortega 2020 and the authors' code): inputs are pixels/255; Adam with
 lr 1e-3 and default betas/eps, no weight decay; batches of 50 reshuffled every epoch; 20
@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .features import (
+from deepnnk.nets.features import (
     DEFAULT_BATCH_SIZE,
     array_digest,
     atomic_write,
@@ -44,7 +44,7 @@ from .features import (
     extract,
     images_to_float,
 )
-from .models import PaperCNN
+from deepnnk.nets.models import PaperCNN
 
 SEED = 4629
 EPOCHS = 20
@@ -54,7 +54,7 @@ LR = 1e-3
 # busy-waiting threads collapse to 3-5x slower whenever another process holds a core. See
 # benchmarks/bench_train.py; two single-threaded trainings in parallel use both cores better.
 DEFAULT_NUM_THREADS: int | None = 1
-CHECKPOINT_FORMAT = "deepnnk.train/1"
+CHECKPOINT_FORMAT = "deepnnk.nets.train/1"
 _CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.pt$")
 # Independent random streams derived from the seed (see _stream_seed).
 _STREAM_EPOCH_PLAN = 0
@@ -111,7 +111,7 @@ def build_model(name: str | Recipe, seed: int = SEED, bias_init: str = "tensorfl
     """A freshly initialised PaperCNN for a recipe, seeded without touching the global RNG.
 
     bias_init: ``"tensorflow"`` (default, the authors' Glorot-uniform biases, which the paper's
-    models were trained from) or ``"pytorch"``; see :class:`~deepnnk.models.PaperCNN`.
+    models were trained from) or ``"pytorch"``; see :class:`~deepnnk.nets.models.PaperCNN`.
     """
     spec = name if isinstance(name, Recipe) else recipe(name)
     with torch.random.fork_rng(devices=[]):

@@ -34,18 +34,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cache
-from ._progress import progress as _progress
-from .classifier import candidate_kernels, interpolate, nnk_residual, pin_copies
-from .features import extract
-from .kernels import normalize_rows, resolve_gram_dtype
-from .neighbors import exact_copies, knn
-from .solver import kkt_residual, solve_nnk
-from .train import torch_threads
+from deepnnk import cache
+from deepnnk._progress import progress as _progress
+from deepnnk.classifier import candidate_kernels, interpolate, nnk_residual, pin_copies
+from deepnnk.kernels import normalize_rows, resolve_gram_dtype
+from deepnnk.neighbors import exact_copies, knn
+from deepnnk.nets.features import extract
+from deepnnk.nets.train import torch_threads
+from deepnnk.solver import kkt_residual, solve_nnk
 
 # The modules whose source goes into the cache keys: everything between the checkpoint file and
 # the numbers (loading, features, search, kernels, solver, scoring).
-NETWORK_CODE = ("experiments", "paper", "tf_bundle", "train", "models", "data", "features", "cache")
+NETWORK_CODE = (
+    "studies.loo",
+    "nets.paper",
+    "nets.tf_bundle",
+    "nets.train",
+    "nets.models",
+    "nets.data",
+    "nets.features",
+    "cache",
+)
 LOO_CODE = (*NETWORK_CODE, "neighbors", "kernels", "classifier", "solver", "_solver_numba")
 SVM_CODE = NETWORK_CODE
 WEIGHTS = ("paper", "retrained")
@@ -72,14 +81,14 @@ def experiments_cache_dir(kind: str = "loo") -> Path:
 
 @functools.lru_cache(maxsize=2)
 def _cifar(root: str):
-    from .data import load_cifar10
+    from deepnnk.nets.data import load_cifar10
 
     return load_cifar10(root)
 
 
 def resolve_data_root(data_root=None) -> Path:
     """``data_root`` if given (non-empty), else ``$DEEPNNK_DATA``, else ``./data``."""
-    from .data import data_root as _data_root
+    from deepnnk.nets.data import data_root as _data_root
 
     return _data_root(data_root or None).resolve()
 
@@ -96,7 +105,7 @@ def subset_indices(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
 
 def retrained_path(checkpoints_root, model: str, epoch: int) -> Path:
     """``<checkpoints_root>/<model>/epoch_XX.pt``, the layout ``python -m deepnnk train`` writes."""
-    from .train import checkpoint_path, recipe
+    from deepnnk.nets.train import checkpoint_path, recipe
 
     return checkpoint_path(Path(checkpoints_root) / recipe(model).name, epoch)
 
@@ -108,16 +117,17 @@ def _resolve_checkpoints_root(checkpoints_root) -> Path:
 def load_network(weights: str, model: str, epoch: int, data_root=None, checkpoints_root=None):
     """The network behind a checkpoint, in eval mode.
 
-    weights="paper": the authors' TensorFlow checkpoint (:func:`deepnnk.paper.load_paper_model`);
+    weights="paper": the authors' TensorFlow checkpoint
+    (:func:`deepnnk.nets.paper.load_paper_model`);
     weights="retrained": ours, ``<checkpoints_root>/<model>/epoch_XX.pt`` (default root
     ``$DEEPNNK_CHECKPOINTS``, else ``checkpoints``).
     """
     if weights == "paper":
-        from .paper import load_paper_model
+        from deepnnk.nets.paper import load_paper_model
 
         return load_paper_model(resolve_data_root(data_root), model, epoch)
     if weights == "retrained":
-        from .train import load_checkpoint, recipe
+        from deepnnk.nets.train import load_checkpoint, recipe
 
         root = _resolve_checkpoints_root(checkpoints_root)
         path = retrained_path(root, model, epoch)
@@ -138,7 +148,7 @@ def source_digest(weights: str, model: str, epoch: int, data_root=None, checkpoi
     that cached results of a retrained or replaced checkpoint are not reused."""
     h = hashlib.blake2b(digest_size=12)
     if weights == "paper":
-        from .paper import checkpoint_prefix
+        from deepnnk.nets.paper import checkpoint_prefix
 
         prefix = checkpoint_prefix(resolve_data_root(data_root), model, epoch)
         index = Path(f"{prefix}.index")
@@ -201,7 +211,7 @@ def checkpoint_features(
     One forward pass per image: the logits are the network's ``fc`` applied to the cached
     features. ``n_train``/``n_test`` take a fixed random subset (:func:`subset_indices`) of the
     images before the forward pass; None means all 50,000 / 10,000. ``cache_dir`` is the feature
-    cache of :func:`deepnnk.features.extract`.
+    cache of :func:`deepnnk.nets.features.extract`.
     """
     t0 = time.perf_counter()
     x_train, y_train, x_test, y_test = _cifar(str(resolve_data_root(data_root)))
