@@ -189,12 +189,10 @@ def _load_model(args):
     )
 
     if args.paper_model is not None:
-        try:
-            from deepnnk.nets.paper import load_paper_model
-        except ImportError as err:  # pragma: no cover - paper.py ships with the package
-            raise SystemExit(f"error: --paper-model needs deepnnk.nets.paper ({err})") from err
+        from deepnnk.nets.loading import load_network
+
         epoch = 20 if args.epoch is None else args.epoch
-        model = load_paper_model(args.data, args.paper_model, epoch)
+        model = load_network("paper", args.paper_model, epoch, data_root=args.data)
         return model, f"paper model {args.paper_model}, epoch {epoch}"
     if os.path.isdir(args.checkpoint):
         found = list_checkpoints(args.checkpoint)
@@ -390,4 +388,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         torch.set_num_threads(threads_before)
     return 0
-

@@ -15,9 +15,7 @@ candidate of *test* queries too (as if it were the query itself) and solved NNK 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -200,26 +198,6 @@ def sample_indices(mask, n: int, seed: int = 0) -> np.ndarray:
     where = np.flatnonzero(np.asarray(mask))
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(where, size=min(n, len(where)), replace=False))
-
-
-def load_model(
-    weights: str = "paper",
-    data_root: str | os.PathLike | None = None,
-    checkpoints_root: str | os.PathLike = "checkpoints",
-    model: str = "regularised",
-    epoch: int = 20,
-):
-    """The network to explain, in eval mode: the authors' checkpoint (``weights="paper"``, read
-    from the data root) or ours (``"retrained"``, ``<checkpoints_root>/<model>/epoch_XX.pt``)."""
-    if weights == "paper":
-        from deepnnk.nets.paper import load_paper_model
-
-        return load_paper_model(data_root, model, epoch)
-    if weights == "retrained":
-        from deepnnk.nets.train import load_checkpoint
-
-        return load_checkpoint(Path(checkpoints_root) / model, epoch)
-    raise ValueError(f"weights must be 'paper' or 'retrained', got {weights!r}.")
 
 
 def network_proba(model, feats) -> np.ndarray:

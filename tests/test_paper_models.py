@@ -115,7 +115,7 @@ def test_model_names_and_aliases():
 
 @pytest.mark.parametrize("name", ["overfitted", "Regularised", "", None])
 def test_unknown_model(name, tmp_path):
-    with pytest.raises(ValueError, match="unknown paper model.*'underparameterised'.*'overfit'"):
+    with pytest.raises(ValueError, match="unknown model.*'underparameterised'.*'overfit'"):
         load_paper_model(tmp_path, name)
 
 

@@ -18,14 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepnnk.nets.checkpoints import CheckpointError, CheckpointNotFoundError, canonical_model
 from deepnnk.nets.data import ENV_VAR, data_root
 from deepnnk.nets.models import PaperCNN
-from deepnnk.nets.tf_bundle import (
-    CheckpointError,
-    CheckpointNotFoundError,
-    list_tensors,
-    read_bundle,
-)
+from deepnnk.nets.tf_bundle import list_tensors, read_bundle
 
 CHECKPOINT_DIR = "deepnnk-paper-checkpoints"
 EPOCHS = range(1, 21)
@@ -52,7 +48,6 @@ PAPER_MODELS: dict[str, PaperModel] = {
         PaperModel("overfit", "conv2d_models_cifar10_layer_size_32_regularized_False", 32, False),
     )
 }
-MODEL_ALIASES = {"underparameterized": "underparameterised", "regularized": "regularised"}
 
 # The authors' logged epoch-20 accuracies, in percent, on the 50k train and 10k test images.
 PAPER_ACCURACY: dict[str, dict[str, float]] = {
@@ -70,11 +65,7 @@ _SOURCE = (
 
 def paper_model(model: str) -> PaperModel:
     """The :class:`PaperModel` called ``model`` (British or American spelling)."""
-    name = MODEL_ALIASES.get(model, model) if isinstance(model, str) else model
-    if name not in PAPER_MODELS:
-        valid = ", ".join(map(repr, [*PAPER_MODELS, *MODEL_ALIASES]))
-        raise ValueError(f"unknown paper model {model!r}; valid names are {valid}.")
-    return PAPER_MODELS[name]
+    return PAPER_MODELS[canonical_model(model)]
 
 
 def checkpoint_step(epoch: int) -> int:

@@ -37,15 +37,9 @@ __all__ = [
     "unmask_crc",
 ]
 
+from deepnnk.nets.checkpoints import CheckpointError, CheckpointNotFoundError
+
 _REDOWNLOAD = "The file is damaged or incomplete: copy or download the checkpoint again."
-
-
-class CheckpointError(ValueError):
-    """A checkpoint bundle is missing, malformed or corrupt; the message says which file and why."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """A checkpoint file does not exist (both a ``ValueError`` and a ``FileNotFoundError``)."""
 
 
 # --------------------------------------------------------------------------------------------

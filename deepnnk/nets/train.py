@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from deepnnk.nets.checkpoints import CheckpointError, canonical_model
 from deepnnk.nets.features import (
     DEFAULT_BATCH_SIZE,
     array_digest,
@@ -92,19 +93,11 @@ RECIPES: dict[str, Recipe] = {
         Recipe("overfit", 32, False),
     )
 }
-_RECIPE_ALIASES = {"underparameterized": "underparameterised", "regularized": "regularised"}
-
-
-class CheckpointError(ValueError):
-    """A training checkpoint is unreadable, not ours, or from a different configuration."""
 
 
 def recipe(name: str) -> Recipe:
     """The :class:`Recipe` called ``name`` (British or American spelling)."""
-    key = _RECIPE_ALIASES.get(name, name)
-    if key not in RECIPES:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}.")
-    return RECIPES[key]
+    return RECIPES[canonical_model(name)]
 
 
 def build_model(name: str | Recipe, seed: int = SEED, bias_init: str = "tensorflow") -> PaperCNN:

@@ -24,8 +24,6 @@ that produced it, so re-running a notebook costs nothing: see :func:`evaluate_ch
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,7 +37,9 @@ from deepnnk._progress import progress as _progress
 from deepnnk.classifier import candidate_kernels, interpolate, nnk_residual, pin_copies
 from deepnnk.kernels import normalize_rows, resolve_gram_dtype
 from deepnnk.neighbors import exact_copies, knn
+from deepnnk.nets.checkpoints import MODELS
 from deepnnk.nets.features import extract
+from deepnnk.nets.loading import WEIGHTS, load_network, resolve_data_root, source_digest
 from deepnnk.nets.train import torch_threads
 from deepnnk.solver import kkt_residual, solve_nnk
 
@@ -57,8 +57,6 @@ NETWORK_CODE = (
 )
 LOO_CODE = (*NETWORK_CODE, "neighbors", "kernels", "classifier", "solver", "_solver_numba")
 SVM_CODE = NETWORK_CODE
-WEIGHTS = ("paper", "retrained")
-MODELS = ("underparameterised", "regularised", "overfit")
 KKT_TOL = 1e-9  # kkt_residual above this: the solver stopped at a non-optimal point
 
 # The paper's reported numbers at epoch 20, k = 50, as published (the authors' prune solver,
@@ -86,13 +84,6 @@ def _cifar(root: str):
     return load_cifar10(root)
 
 
-def resolve_data_root(data_root=None) -> Path:
-    """``data_root`` if given (non-empty), else ``$DEEPNNK_DATA``, else ``./data``."""
-    from deepnnk.nets.data import data_root as _data_root
-
-    return _data_root(data_root or None).resolve()
-
-
 def subset_indices(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
     """Sorted indices of a fixed random subset of ``n`` of ``n_total`` rows (all when n is None)."""
     if n is None or n >= n_total:
@@ -101,70 +92,6 @@ def subset_indices(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
         raise ValueError(f"subset size must be positive, got {n}.")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_total, size=int(n), replace=False))
-
-
-def retrained_path(checkpoints_root, model: str, epoch: int) -> Path:
-    """``<checkpoints_root>/<model>/epoch_XX.pt``, the layout ``python -m deepnnk train`` writes."""
-    from deepnnk.nets.train import checkpoint_path, recipe
-
-    return checkpoint_path(Path(checkpoints_root) / recipe(model).name, epoch)
-
-
-def _resolve_checkpoints_root(checkpoints_root) -> Path:
-    return Path(checkpoints_root or os.environ.get("DEEPNNK_CHECKPOINTS") or "checkpoints")
-
-
-def load_network(weights: str, model: str, epoch: int, data_root=None, checkpoints_root=None):
-    """The network behind a checkpoint, in eval mode.
-
-    weights="paper": the authors' TensorFlow checkpoint
-    (:func:`deepnnk.nets.paper.load_paper_model`);
-    weights="retrained": ours, ``<checkpoints_root>/<model>/epoch_XX.pt`` (default root
-    ``$DEEPNNK_CHECKPOINTS``, else ``checkpoints``).
-    """
-    if weights == "paper":
-        from deepnnk.nets.paper import load_paper_model
-
-        return load_paper_model(resolve_data_root(data_root), model, epoch)
-    if weights == "retrained":
-        from deepnnk.nets.train import load_checkpoint, recipe
-
-        root = _resolve_checkpoints_root(checkpoints_root)
-        path = retrained_path(root, model, epoch)
-        if not path.is_file():
-            name = recipe(model).name
-            raise FileNotFoundError(
-                f"no retrained checkpoint {path.resolve()}. Train it first (20 epochs, one "
-                f"checkpoint each):\n    python -m deepnnk train --model {name} --out "
-                f"{(root / name).resolve()}\n"
-                "or use weights='paper' for the authors' checkpoints."
-            )
-        return load_checkpoint(path)
-    raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}.")
-
-
-def source_digest(weights: str, model: str, epoch: int, data_root=None, checkpoints_root=None):
-    """A short digest of the checkpoint's bytes on disk (cheap: the index / the .pt file), so
-    that cached results of a retrained or replaced checkpoint are not reused."""
-    h = hashlib.blake2b(digest_size=12)
-    if weights == "paper":
-        from deepnnk.nets.paper import checkpoint_prefix
-
-        prefix = checkpoint_prefix(resolve_data_root(data_root), model, epoch)
-        index = Path(f"{prefix}.index")
-        if not index.is_file():
-            load_network(weights, model, epoch, data_root)  # raises the helpful error
-        h.update(index.read_bytes())
-        for part in sorted(prefix.parent.glob(f"{prefix.name}.data-*")):
-            h.update(f"{part.name}:{part.stat().st_size}".encode())
-    elif weights == "retrained":
-        path = retrained_path(_resolve_checkpoints_root(checkpoints_root), model, epoch)
-        if not path.is_file():
-            load_network(weights, model, epoch, data_root, checkpoints_root)  # raises
-        h.update(path.read_bytes())
-    else:
-        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}.")
-    return h.hexdigest()
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Where notebook results go, and how: figures as PNG and PDF, metrics as JSON.
+"""Where notebook results go, and how: metrics as JSON (figures: :mod:`deepnnk.figures`).
 
 Every notebook writes to ``results/<profile>/<notebook>/``; ``reproduce.sh`` collects the
 ``metrics.json`` files into its summary table, and the tests read them.
@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 
 from deepnnk.cache import atomic_write, plain
-
-PROFILES = ("smoke", "quick", "paper")
+from deepnnk.studies.profiles import PROFILES
 
 
 def results_dir(profile: str, notebook: str, root: str | os.PathLike | None = None) -> Path:
@@ -24,18 +23,6 @@ def results_dir(profile: str, notebook: str, root: str | os.PathLike | None = No
     out = root / profile / notebook
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def save_figure(fig, outdir: str | os.PathLike, name: str, dpi: int = 130) -> list[Path]:
-    """Save ``fig`` as ``<name>.png`` and ``<name>.pdf`` in ``outdir``; returns both paths."""
-    paths = []
-    for ext in ("png", "pdf"):
-        path = Path(outdir) / f"{name}.{ext}"
-        atomic_write(
-            path, lambda f, ext=ext: fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight")
-        )
-        paths.append(path)
-    return paths
 
 
 def save_metrics(outdir: str | os.PathLike, metrics: dict, name: str = "metrics.json") -> Path:

@@ -1,0 +1,40 @@
+"""Save a figure as PNG + PDF, and show it inline in a notebook."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from deepnnk.cache import atomic_write
+
+
+def save_figure(fig, outdir: str | os.PathLike, name: str, dpi: int = 130) -> list[Path]:
+    """Save ``fig`` as ``<name>.png`` and ``<name>.pdf`` in ``outdir``; returns both paths."""
+    paths = []
+    for ext in ("png", "pdf"):
+        path = Path(outdir) / f"{name}.{ext}"
+        atomic_write(
+            path, lambda f, ext=ext: fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight")
+        )
+        paths.append(path)
+    return paths
+
+
+def publish(fig, outdir: str | os.PathLike, name: str, dpi: int = 130) -> list[Path]:
+    """:func:`save_figure`, then show the PNG inline (when IPython is running) and close ``fig``.
+
+    Showing the saved PNG rather than the live figure embeds exactly the published image in the
+    executed notebook, whatever the matplotlib backend (papermill runs with Agg).
+    """
+    import matplotlib.pyplot as plt
+
+    paths = save_figure(fig, outdir, name, dpi)
+    plt.close(fig)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return paths
+    if get_ipython() is not None:
+        display(Image(filename=str(paths[0])))
+    return paths
