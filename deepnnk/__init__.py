@@ -12,6 +12,7 @@ computation behind each notebook in :mod:`deepnnk.studies`; its figures in :mod:
 """
 
 from .classifier import NNKClassifier, interpolate, nnk_residual
+from .explain import NeighbourTable, neighbourhood_table, weight_share
 from .kernels import cosine_kernel, gaussian_kernel
 from .neighbors import knn
 from .solver import kkt_residual, nnk_objective, solve_nnk
@@ -19,12 +20,15 @@ from .solver import kkt_residual, nnk_objective, solve_nnk
 __version__ = "0.1.0"
 __all__ = [
     "NNKClassifier",
+    "NeighbourTable",
     "cosine_kernel",
     "gaussian_kernel",
     "interpolate",
     "kkt_residual",
     "knn",
+    "neighbourhood_table",
     "nnk_objective",
     "nnk_residual",
     "solve_nnk",
+    "weight_share",
 ]
