@@ -4,7 +4,7 @@
 #   ./reproduce.sh                      # set up .venv, run every notebook, profile "quick"
 #   ./reproduce.sh --profile paper      # everything, as in the paper (see README for times)
 #   ./reproduce.sh --profile smoke      # seconds per notebook
-#   ./reproduce.sh --tests              # set up .venv and run the test suite instead
+#   ./reproduce.sh --tests              # set up .venv, check the layering, run the test suite
 #
 # Options: --data DIR (default $DEEPNNK_DATA, else ./data; downloads CIFAR-10 there when online),
 #          --weights paper|retrained, --solver exact|prune, --only NAME[,NAME] (some notebooks),
@@ -65,6 +65,9 @@ export MPLBACKEND=Agg
 
 if [ "$TESTS" = 1 ]; then
   export TQDM_DISABLE=1
+  # The layering contracts first (pyproject.toml [tool.importlinter]; ARCHITECTURE.md): seconds.
+  echo "== lint-imports"
+  "$VENV/bin/lint-imports"
   exec "$PY" -m pytest -q "${PYTEST_ARGS[@]}"
 fi
 

@@ -1,22 +1,23 @@
-r"""Helpers for the teaching notebook ``notebooks/00_nnk_geometry.ipynb``.
+r"""The computation behind ``notebooks/00_nnk_geometry.ipynb`` (drawn by
+:mod:`deepnnk.figures.nnk_geometry`).
 
 Everything here works on two-dimensional toy data, so that NNK's geometry can be drawn:
 
+- sizes: :data:`PROFILES` and :func:`profile`; the notebook's queries :data:`QUERIES` and
+  :data:`PROBES`;
 - data: :func:`make_split` (two moons or Gaussian blobs, seeded), :func:`padded_bounds`,
   :func:`grid`;
-- one query's neighbourhood: :func:`neighbourhood` (its k candidates and NNK weights), the Kernel
-  Ratio Interval (KRI) geometry (:func:`kri_margins`, :func:`kri_statistics`,
-  :func:`pairwise_kri_check`) and drawings (:func:`draw_neighbourhood`,
-  :func:`neighbourhood_panels`);
-- curves and fields: :func:`loo_curve`, :func:`proba_field`, drawn by :func:`field_panels` and
-  :func:`loo_figure`;
-- a small ReLU MLP: :func:`make_mlp`, :func:`train_mlp` (Adam, with snapshots),
-  :func:`hidden_features`, :func:`network_labels`; its exact regions drawn by
-  :func:`draw_regions`; NNK polytopes of last-hidden-layer features pulled back to the input
-  plane (:func:`pulled_back_polytope`, :func:`probe_polytopes`, :func:`polytope_figure`); the
-  training history (:func:`epoch_history`, :func:`agreement_figure`);
-- :func:`neighbourhood_explorer`, an ipywidgets explorer, built only where
-  :func:`widgets_available`, and its static stand-in :func:`k_sweep_figure`;
+- one query's neighbourhood: :func:`neighbourhood` (its k candidates and NNK weights),
+  :func:`fit_neighbourhood`, and the Kernel Ratio Interval (KRI) geometry (:func:`kri_margins`,
+  :func:`nnk_region`, :func:`kri_statistics`, :func:`pairwise_kri_check`);
+- curves and fields: :func:`loo_curve`, :func:`proba_field`, :func:`proba_fields`, and the
+  k sweep of the explorer's static stand-in (:func:`k_sweep`, :func:`k_sweep_selected`);
+- a small ReLU MLP (:mod:`deepnnk.nets.mlp`: :func:`make_mlp`, :func:`train_mlp`,
+  :func:`hidden_features`, :func:`network_labels`, :func:`snapshot_epochs`) and its exact
+  regions (:mod:`deepnnk.nets.geometry`: :func:`linear_regions`, :func:`decision_boundary`),
+  re-exported for the notebook; NNK polytopes of last-hidden-layer features pulled back to the
+  input plane (:func:`pulled_back_polytope`, :func:`feature_nnk`, :func:`probe_polytopes`); the
+  training history (:func:`epoch_history`);
 - :func:`headline`, the notebook's summary numbers.
 
 KRI conventions follow :mod:`deepnnk.nets.geometry`: the KRI line of a selected neighbour ``x_j``
@@ -29,22 +30,63 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from matplotlib.collections import LineCollection, PolyCollection
-from matplotlib.patches import Circle, Polygon
 from sklearn.datasets import make_blobs, make_moons
 from torch import nn
 
 from deepnnk.classifier import NNKClassifier, candidate_kernels
 from deepnnk.neighbors import knn
-from deepnnk.nets.geometry import Region, clip_polygon, linear_regions, nnk_polytope, polygon_area
+from deepnnk.nets.geometry import Region, clip_polygon, nnk_polytope, polygon_area
+from deepnnk.nets.geometry import decision_boundary as decision_boundary  # for the notebook
+from deepnnk.nets.geometry import linear_regions as linear_regions
+from deepnnk.nets.mlp import hidden_features, network_labels
+from deepnnk.nets.mlp import make_mlp as make_mlp  # for the notebook
+from deepnnk.nets.mlp import snapshot_epochs as snapshot_epochs
+from deepnnk.nets.mlp import train_mlp as train_mlp
 from deepnnk.solver import solve_nnk
+from deepnnk.studies.profiles import pick
 
-CLASS_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
 BLOB_CENTRES = ((-1.6, -0.6), (1.6, -0.6), (0.0, 1.9))
-PROBE_COLOURS = ("crimson", "darkviolet", "teal", "darkorange", "navy")
+
+# Sizes per profile: training/test points per data set, grid resolutions of the fields (res) and
+# of the training history (res_epochs), the MLP's epochs and snapshots, and the k of the LOO
+# curves.
+PROFILES = {
+    "smoke": {
+        "n_train": 200,
+        "n_test": 200,
+        "res": 40,
+        "res_epochs": 25,
+        "epochs": 20,
+        "snapshots": 3,
+        "ks": [2, 5, 10, 20],
+    },
+    "quick": {
+        "n_train": 1000,
+        "n_test": 1000,
+        "res": 150,
+        "res_epochs": 60,
+        "epochs": 300,
+        "snapshots": 8,
+        "ks": [2, 3, 5, 8, 12, 20, 30, 50],
+    },
+    "paper": {
+        "n_train": 2000,
+        "n_test": 2000,
+        "res": 250,
+        "res_epochs": 100,
+        "epochs": 400,
+        "snapshots": 10,
+        "ks": [2, 3, 5, 8, 12, 20, 30, 50, 75, 100],
+    },
+}
+QUERIES = {"moons": (0.5, 0.25), "blobs": (0.0, 0.4)}  # the query of sections 1, 2 and 7
+PROBES = [(0.5, 0.25), (-0.8, 0.6), (1.6, -0.3)]  # the queries of section 5
+
+
+def profile(name: str) -> dict:
+    """The notebook's sizes for profile ``name`` ("smoke", "quick" or "paper"), a copy."""
+    return pick(PROFILES, name)
 
 
 # --------------------------------------------------------------------------- data
@@ -240,103 +282,18 @@ def pairwise_kri_check(queries, candidates, rtol: float = 1e-6) -> tuple[bool, i
     return bool((solver_both == geometry_both)[clear].all()), int(clear.sum())
 
 
-# --------------------------------------------------------------------------- drawing one query
+def fit_neighbourhood(split: Split, k: int, query) -> Neighbourhood:
+    """The neighbourhood of ``query [2]`` under NNK (Gaussian kernel, ``k`` candidates) fitted on
+    ``split``'s training set."""
+    return neighbourhood(
+        NNKClassifier(int(k), kernel="gaussian").fit(split.X_train, split.y_train), query
+    )
 
 
-def _scatter_data(ax, X, y, alpha=0.35, s=10):
-    for c in np.unique(y):
-        ax.scatter(*X[y == c].T, s=s, c=CLASS_COLOURS[c % len(CLASS_COLOURS)], alpha=alpha, lw=0)
-
-
-def _kri_segment(query, x_j, length: float) -> np.ndarray:
-    n = np.asarray(query) - np.asarray(x_j)
-    t = np.array([-n[1], n[0]]) / max(np.hypot(*n), 1e-300)
-    return np.stack([x_j - length * t, x_j + length * t])
-
-
-def draw_neighbourhood(
-    ax,
-    X,
-    y,
-    nb: Neighbourhood,
-    kri: bool = False,
-    zoom: float = 2.2,
-    title: str | None = None,
-    half_width: float | None = None,
-) -> None:
-    """Draw the data, the query (star), its kNN ball (dashed circle; only meaningful when the
-    neighbours were chosen in this plane) and the NNK neighbours (edges ∝ weight).
-
-    With ``kri``: every selected neighbour's KRI line, the NNK polytope they bound (shaded), and
-    the discarded candidates — crosses when outside the polytope, open circles when inside.
-    The view is a square of half-width ``half_width`` (default ``zoom`` × the ball's radius).
-    """
-    q, r = nb.query, nb.radius
-    half = zoom * r if half_width is None else half_width
-    view = (q[0] - half, q[0] + half, q[1] - half, q[1] + half)
-    _scatter_data(ax, X, y)
-    kept, P = nb.kept, nb.points
-    if kri:
-        poly = nnk_polytope(q, P[kept], view)
-        if len(poly):
-            ax.add_patch(Polygon(poly, closed=True, fc="gold", ec="none", alpha=0.25, zorder=1))
-        segs = [_kri_segment(q, x, 4 * half) for x in P[kept]]
-        ax.add_collection(LineCollection(segs, colors="darkgoldenrod", lw=1.0, zorder=2))
-        outside = discarded_outside(nb)
-        D = P[~kept]
-        ax.scatter(*D[outside].T, marker="x", c="grey", s=30, zorder=3, label="discarded, outside")
-        if (~outside).any():
-            ax.scatter(
-                *D[~outside].T,
-                marker="o",
-                facecolors="none",
-                edgecolors="crimson",
-                s=60,
-                lw=1.2,
-                zorder=3,
-                label="discarded, inside",
-            )
-    else:
-        ax.add_patch(Circle(q, r, fill=False, ls="--", ec="k", lw=1.0, zorder=2))
-        ax.scatter(
-            *P[~kept].T,
-            marker="o",
-            facecolors="none",
-            edgecolors="k",
-            s=30,
-            zorder=3,
-            label="kNN only",
-        )
-    w = nb.weights[kept]
-    segs = [np.stack([q, x]) for x in P[kept]]
-    ax.add_collection(LineCollection(segs, colors="k", lw=0.5 + 5 * w, zorder=4))
-    colours = [CLASS_COLOURS[c % len(CLASS_COLOURS)] for c in nb.labels[kept]]
-    ax.scatter(*P[kept].T, c=colours, s=70, edgecolors="k", zorder=5, label="NNK neighbour")
-    ax.scatter(*q, marker="*", c="k", s=220, zorder=6, label="query")
-    ax.set_xlim(view[:2])
-    ax.set_ylim(view[2:])
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
-
-
-def neighbourhood_panels(data: dict, nbs: dict, kri: bool = False):
-    """One panel per data set (``data[name]`` a :class:`Split`, ``nbs[name]`` its query's
-    :class:`Neighbourhood`). Returns the figure."""
-    fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 5), squeeze=False)
-    for ax, name in zip(axes[0], data, strict=True):
-        d, nb = data[name], nbs[name]
-        k, m = len(nb.weights), int(nb.kept.sum())
-        if kri:
-            title = f"{name}: KRI lines and NNK polytope ({m} of {k} kept)"
-        else:
-            title = f"{name}: kNN ball (k={k}) vs NNK neighbours ({m})"
-        draw_neighbourhood(ax, d.X_train, d.y_train, nb, kri=kri, title=title)
-    fig.tight_layout()
-    return fig
+def nnk_region(nb: Neighbourhood, bounds) -> np.ndarray:
+    """The NNK polytope of ``nb`` (the query side of its selected neighbours' KRI lines) clipped
+    to ``bounds = (xmin, xmax, ymin, ymax)``: a CCW polygon ``[m, 2]``, empty if nothing is left."""
+    return nnk_polytope(nb.query, nb.points[nb.kept], bounds)
 
 
 # --------------------------------------------------------------------------- fields and curves
@@ -348,22 +305,10 @@ def proba_field(clf, bounds, res: int, cls: int = 1):
     return xx, yy, clf.predict_proba(pts)[:, cls].reshape(xx.shape)
 
 
-def draw_field(ax, xx, yy, P, X, y, title: str) -> None:
-    """A probability field in [0, 1] with its 0.5 contour and the training data on top."""
-    ax.pcolormesh(xx, yy, P, cmap="RdBu_r", vmin=0, vmax=1, shading="auto", rasterized=True)
-    ax.contour(xx, yy, P, levels=[0.5], colors="k", linewidths=1.2)
-    for c in np.unique(y):
-        ax.scatter(
-            *X[y == c].T,
-            s=9,
-            c=CLASS_COLOURS[c % len(CLASS_COLOURS)],
-            edgecolors="w",
-            linewidths=0.3,
-        )
-    ax.set_title(title, fontsize=10)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
+def proba_fields(clfs: dict, bounds, res: int) -> dict:
+    """:func:`proba_field` of class 1 for each fitted classifier of ``clfs`` (``{title: clf}``):
+    ``{title: (xx, yy, P)}``."""
+    return {title: proba_field(clf, bounds, res) for title, clf in clfs.items()}
 
 
 def loo_curve(X, y, ks) -> dict:
@@ -382,130 +327,18 @@ def loo_curve(X, y, ks) -> dict:
     return out
 
 
-def field_panels(clfs: dict, split: Split, bounds, res: int):
-    """One P(class 1) field per fitted classifier in ``clfs`` (``{title: clf}``), side by side,
-    with a shared colour bar. Returns the figure."""
-    fig, axes = plt.subplots(1, len(clfs), figsize=(5.2 * len(clfs), 4.2), squeeze=False)
-    for ax, (title, clf) in zip(axes[0], clfs.items(), strict=True):
-        xx, yy, P = proba_field(clf, bounds, res)
-        draw_field(ax, xx, yy, P, split.X_train, split.y_train, f"{title}: P(class 1)")
-    fig.colorbar(axes[0, 0].collections[0], ax=axes[0].tolist(), shrink=0.8)
-    return fig
+def k_sweep(split: Split, query, ks) -> dict:
+    """The neighbourhood of one query for several k (what the interactive explorer shows):
+    ``{k: Neighbourhood}``, in the order of ``ks``."""
+    return {int(kk): fit_neighbourhood(split, kk, query) for kk in ks}
 
 
-def loo_figure(loo: dict):
-    """LOO error against k, NNK vs kNN, one panel per data set (``loo[name]`` from
-    :func:`loo_curve`), with NNK's mean number of selected neighbours on a second axis."""
-    fig, axes = plt.subplots(1, len(loo), figsize=(5.5 * len(loo), 3.8), squeeze=False)
-    for ax, (name, c) in zip(axes[0], loo.items(), strict=True):
-        ax.plot(c["k"], c["nnk"], "o-", c="tab:red", label="NNK")
-        ax.plot(c["k"], c["knn"], "s--", c="tab:grey", label="kernel kNN")
-        ax.set_xscale("log")
-        ax.set_xticks(c["k"], [str(k) for k in c["k"]])
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())
-        ax.set_xlabel("k (candidates)")
-        ax.set_ylabel("leave-one-out error")
-        ax.set_title(name, fontsize=10)
-        ax2 = ax.twinx()
-        ax2.plot(c["k"], c["nnk_selected"], ":", c="tab:red", alpha=0.6)
-        ax2.plot(c["k"], c["k"], ":", c="tab:grey", alpha=0.6)
-        ax2.set_yscale("log")
-        ax2.yaxis.set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
-        ax2.yaxis.set_minor_formatter(plt.NullFormatter())
-        ax2.set_ylabel("neighbours used (dotted)")
-        ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return fig
+def k_sweep_selected(sweep: dict) -> dict:
+    """``{k: number of NNK neighbours}`` of a :func:`k_sweep`."""
+    return {kk: int(nb.kept.sum()) for kk, nb in sweep.items()}
 
 
-# --------------------------------------------------------------------------- a small ReLU MLP
-
-
-def make_mlp(widths=(24, 24, 24), n_in: int = 2, n_out: int = 2, seed: int = 0) -> nn.Sequential:
-    """``n_in → widths… → n_out`` ReLU MLP (float32), initialised from ``seed``."""
-    torch.manual_seed(seed)
-    layers, d = [], n_in
-    for w in widths:
-        layers += [nn.Linear(d, w), nn.ReLU()]
-        d = w
-    layers.append(nn.Linear(d, n_out))
-    return nn.Sequential(*layers)
-
-
-def train_mlp(
-    mlp: nn.Sequential,
-    X,
-    y,
-    epochs: int,
-    snapshots=(),
-    lr: float = 1e-2,
-    batch_size: int = 32,
-    seed: int = 0,
-) -> dict:
-    """Adam (β = 0.9, 0.999) on cross-entropy, mini-batches reshuffled each epoch from ``seed``.
-
-    Returns ``{epoch: state_dict}`` for each epoch in ``snapshots`` (0 = before training); the
-    model is left at its final state. Adam is written out here because constructing
-    ``torch.optim.Adam`` the first time imports ~1.5 s of torch modules, a tenth of the smoke
-    profile's budget; the update is the textbook one.
-    """
-    Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
-    gen = torch.Generator().manual_seed(seed)
-    params = list(mlp.parameters())
-    m1 = [torch.zeros_like(p) for p in params]
-    m2 = [torch.zeros_like(p) for p in params]
-    b1, b2, eps, step = 0.9, 0.999, 1e-8, 0
-    wanted = set(int(e) for e in snapshots)
-    states = {0: copy.deepcopy(mlp.state_dict())} if 0 in wanted else {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: extra threads only add overhead
-    try:
-        for epoch in range(1, epochs + 1):
-            for b in torch.randperm(len(Xt), generator=gen).split(batch_size):
-                for p in params:
-                    p.grad = None
-                nn.functional.cross_entropy(mlp(Xt[b]), yt[b]).backward()
-                step += 1
-                with torch.no_grad():
-                    for p, g1, g2 in zip(params, m1, m2, strict=True):
-                        g1.mul_(b1).add_(p.grad, alpha=1 - b1)
-                        g2.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                        denom = (g2 / (1 - b2**step)).sqrt_().add_(eps)
-                        p.addcdiv_(g1, denom, value=-lr / (1 - b1**step))
-            if epoch in wanted:
-                states[epoch] = copy.deepcopy(mlp.state_dict())
-    finally:
-        torch.set_num_threads(threads)
-    return states
-
-
-def snapshot_epochs(epochs: int, n: int) -> list[int]:
-    """0, then ``n − 1`` roughly log-spaced epochs up to ``epochs`` (distinct, sorted)."""
-    if n < 2 or epochs < 1:
-        return [0]
-    steps = np.unique(np.round(np.geomspace(1, epochs, n - 1)).astype(int))
-    return [0, *(int(s) for s in steps)]
-
-
-def _double(mlp: nn.Sequential) -> nn.Sequential:
-    return copy.deepcopy(mlp).to(torch.float64).eval()
-
-
-def hidden_features(mlp: nn.Sequential, X) -> np.ndarray:
-    """The last hidden layer (post-ReLU) of ``mlp`` at ``X [n, 2]``, float64 ``[n, h]``."""
-    with torch.no_grad():
-        return _double(mlp)[:-1](torch.as_tensor(np.asarray(X), dtype=torch.float64)).numpy()
-
-
-def network_labels(mlp: nn.Sequential, X) -> np.ndarray:
-    """The class ``mlp`` predicts at ``X [n, 2]`` (float64 forward pass), int ``[n]``."""
-    with torch.no_grad():
-        logits = _double(mlp)(torch.as_tensor(np.asarray(X), dtype=torch.float64))
-    return logits.argmax(1).numpy()
-
-
-# --------------------------------------------------------------------------- regions and pull-backs
+# --------------------------------------------------------------------------- the network
 
 
 def pulled_back_polytope(regions: list[Region], h_q, H_kept) -> list[np.ndarray]:
@@ -535,43 +368,6 @@ def pulled_back_polytope(regions: list[Region], h_q, H_kept) -> list[np.ndarray]
         if len(poly) >= 3:
             pieces.append(poly)
     return pieces
-
-
-def draw_regions(ax, regions: list[Region], boundary=None, seed: int = 0, alpha: float = 0.55):
-    """The network's linear regions (random pastel colours, thin edges) and, if given, its
-    decision boundary (``[S, 2, 2]`` segments, black)."""
-    rng = np.random.default_rng(seed)
-    colours = 0.55 + 0.45 * rng.random((len(regions), 3))
-    ax.add_collection(
-        PolyCollection(
-            [r.vertices for r in regions],
-            facecolors=colours,
-            edgecolors=(0.3, 0.3, 0.3, 0.5),
-            linewidths=0.3,
-            alpha=alpha,
-            zorder=0,
-            rasterized=True,
-        )
-    )
-    if boundary is not None and len(boundary):
-        ax.add_collection(LineCollection(boundary, colors="k", linewidths=2.0, zorder=3))
-
-
-def draw_polytopes(ax, polys, colour, edges: bool = True, fill: bool = True) -> None:
-    """Polygons (a list of ``[m, 2]``) in one colour: filled and/or outlined."""
-    polys = [p for p in polys if len(p) >= 3]
-    if polys:
-        rgb = plt.matplotlib.colors.to_rgb(colour)
-        ax.add_collection(
-            PolyCollection(
-                polys,
-                facecolors=(*rgb, (0.45 if edges else 0.6) if fill else 0.0),
-                edgecolors=(*rgb, 1.0) if edges else "none",
-                linewidths=1.6,
-                zorder=4,
-                rasterized=len(polys) > 50,
-            )
-        )
 
 
 def feature_nnk(mlp: nn.Sequential, split: Split, k: int) -> NNKClassifier:
@@ -608,64 +404,6 @@ def probe_polytopes(mlp, regions, input_clf, feature_clf, probes, bounds) -> lis
     return out
 
 
-def region_panel(
-    ax, regions, boundary, split: Split, bounds, probes: list[dict], space: str, title: str
-) -> None:
-    """Regions + decision boundary + training data, with each probe's NNK polytope chosen in
-    ``space`` ("input" or "feature"): star = query, rings = its NNK neighbours. Probes carry
-    their colour under ``"colour"``."""
-    draw_regions(ax, regions, boundary)
-    _scatter_data(ax, split.X_train, split.y_train, alpha=0.5, s=6)
-    for p in probes:
-        nbrs, polys = p[space]
-        draw_polytopes(ax, polys, p["colour"], edges=space == "input")
-        ax.scatter(*nbrs.T, s=45, facecolors="none", edgecolors=p["colour"], lw=1.5, zorder=5)
-        ax.scatter(*p["query"], marker="*", s=200, c=p["colour"], edgecolors="k", zorder=6)
-    ax.set_xlim(bounds[:2])
-    ax.set_ylim(bounds[2:])
-    ax.set_aspect("equal")
-    ax.set_title(title, fontsize=10)
-
-
-def polytope_figure(regions, boundary, split: Split, bounds, probes: list[dict]):
-    """The network's regions and decision boundary with NNK polytopes: first panel, every probe's
-    polytope in the input plane; then one panel per probe with its NNK polytope on the last
-    hidden layer, pulled back to the plane (the input polytope outlined for comparison)."""
-    n = len(probes) + 1
-    rows = (n + 1) // 2
-    fig, axes = plt.subplots(rows, 2, figsize=(12, 4.6 * rows), squeeze=False)
-    probes = [{**p, "colour": c} for p, c in zip(probes, PROBE_COLOURS, strict=False)]
-    region_panel(
-        axes[0, 0],
-        regions,
-        boundary,
-        split,
-        bounds,
-        probes,
-        "input",
-        f"{len(regions)} linear regions, decision boundary,\nNNK polytopes in the input",
-    )
-    for ax, p in zip(axes.flat[1:], probes, strict=False):
-        qx, qy = p["query"]
-        region_panel(
-            ax,
-            regions,
-            boundary,
-            split,
-            bounds,
-            [p],
-            "feature",
-            f"query ({qx:.2f}, {qy:.2f}): NNK on the last hidden layer,\n"
-            f"pulled back ({p['feature_selected']} neighbours, "
-            f"{p['feature_pieces']} pieces)",
-        )
-        draw_polytopes(ax, p["input"][1], "k", fill=False)
-    for ax in axes.flat[n:]:
-        ax.set_axis_off()
-    fig.tight_layout()
-    return fig
-
-
 def epoch_history(mlp: nn.Sequential, states: dict, split: Split, bounds, k: int, res: int) -> dict:
     """For each snapshot ``states[epoch]``: number of linear regions in ``bounds``, LOO error of
     NNK on the last-hidden-layer features, the network's test error, and the fraction of a
@@ -687,87 +425,6 @@ def epoch_history(mlp: nn.Sequential, states: dict, split: Split, bounds, k: int
     return hist
 
 
-def agreement_figure(xx, yy, net_labels, nnk_labels, split: Split, hist: dict):
-    """Left: the network's labels on the grid, with the cells where NNK-on-features disagrees in
-    black. Right: regions, LOO-NNK error, test error and disagreement over the snapshots."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    ax = axes[0]
-    ax.pcolormesh(
-        xx,
-        yy,
-        net_labels.reshape(xx.shape),
-        cmap="RdBu_r",
-        vmin=-0.5,
-        vmax=1.5,
-        alpha=0.35,
-        shading="auto",
-        rasterized=True,
-    )
-    dis = (net_labels != nnk_labels).reshape(xx.shape)
-    ax.pcolormesh(
-        xx,
-        yy,
-        np.ma.masked_where(~dis, dis),
-        cmap="Greys",
-        vmin=0,
-        vmax=1,
-        shading="auto",
-        rasterized=True,
-    )
-    _scatter_data(ax, split.X_train, split.y_train, alpha=0.7, s=6)
-    ax.set_aspect("equal")
-    ax.set_title(
-        f"network labels; black: NNK-on-features disagrees ({dis.mean():.1%})", fontsize=10
-    )
-    ax = axes[1]
-    e = np.asarray(hist["epoch"])
-    ax.plot(e, hist["loo_nnk_features"], "o-", c="tab:red", label="LOO-NNK error (features)")
-    ax.plot(e, hist["test_error"], "s-", c="k", label="network test error")
-    ax.plot(
-        e,
-        1 - np.asarray(hist["agreement_nnk_features"]),
-        "^--",
-        c="tab:purple",
-        label="NNK vs network disagreement",
-    )
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("error / disagreement")
-    ax.legend(loc="center right", fontsize=8)
-    ax2 = ax.twinx()
-    ax2.plot(e, hist["n_regions"], "d:", c="tab:green")
-    ax2.set_ylabel("linear regions (green, dotted)", color="tab:green")
-    fig.tight_layout()
-    return fig
-
-
-def k_sweep_figure(split: Split, query, ks):
-    """The KRI polytope of one query for several k (what the interactive explorer shows).
-    Returns ``(figure, {k: number of NNK neighbours})``."""
-    fig, axes = plt.subplots(1, len(ks), figsize=(4 * len(ks), 4), squeeze=False)
-    nbs = [
-        neighbourhood(
-            NNKClassifier(int(kk), kernel="gaussian").fit(split.X_train, split.y_train), query
-        )
-        for kk in ks
-    ]
-    half = 1.3 * max(nb.radius for nb in nbs)  # one view for all panels
-    selected = {}
-    for ax, kk, nb in zip(axes[0], ks, nbs, strict=True):
-        selected[int(kk)] = int(nb.kept.sum())
-        draw_neighbourhood(
-            ax,
-            split.X_train,
-            split.y_train,
-            nb,
-            kri=True,
-            half_width=half,
-            title=f"k={kk}: {selected[int(kk)]} NNK neighbours",
-        )
-    fig.tight_layout()
-    return fig, selected
-
-
 def headline(metrics: dict) -> dict:
     """The notebook's headline numbers, flat, for ``metrics["summary"]`` (what
     ``deepnnk.studies.reporting.print_summary`` tabulates): the KRI check, the polytope picture's
@@ -785,49 +442,3 @@ def headline(metrics: dict) -> dict:
         "test_error_network": ep["test_error"][-1],
         "agreement_nnk_features": metrics["agreement"]["nnk_features"],
     }
-
-
-# --------------------------------------------------------------------------- widgets
-
-
-def widgets_available() -> bool:
-    """True in a live Jupyter kernel whose matplotlib backend can show figures in widget output
-    (inline or ipympl), with ipywidgets installed. False under a plain interpreter and under
-    ``MPLBACKEND=Agg`` (how the tests run the notebook with papermill)."""
-    try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    ip = get_ipython()
-    if ip is None or not hasattr(ip, "kernel"):
-        return False
-    backend = plt.get_backend().lower()
-    return "inline" in backend or "widget" in backend or "ipympl" in backend
-
-
-def neighbourhood_explorer(data: dict, queries: dict, k: int, k_max: int = 40):
-    """An ipywidgets box: pick a data set, k and the query position; redraws the kNN-vs-NNK and
-    KRI-polytope panels (sections 1–2 of the notebook) for that choice."""
-    import ipywidgets as w
-
-    name = w.Dropdown(options=list(data), description="data")
-    ks = w.IntSlider(value=k, min=2, max=k_max, description="k")
-    q0 = queries[name.value]
-    lo = np.min([d.X_train.min(0) for d in data.values()], axis=0)
-    hi = np.max([d.X_train.max(0) for d in data.values()], axis=0)
-    qx = w.FloatSlider(value=q0[0], min=lo[0], max=hi[0], step=0.05, description="query x")
-    qy = w.FloatSlider(value=q0[1], min=lo[1], max=hi[1], step=0.05, description="query y")
-
-    def draw(name, k, qx, qy):
-        d = data[name]
-        clf = NNKClassifier(k, kernel="gaussian").fit(d.X_train, d.y_train)
-        nb = neighbourhood(clf, (qx, qy))
-        fig, axes = plt.subplots(1, 2, figsize=(10, 5))
-        draw_neighbourhood(axes[0], d.X_train, d.y_train, nb, title=f"kNN ball vs NNK (k={k})")
-        draw_neighbourhood(axes[1], d.X_train, d.y_train, nb, kri=True, title="KRI polytope")
-        plt.show()
-        plt.close(fig)
-
-    out = w.interactive_output(draw, {"name": name, "k": ks, "qx": qx, "qy": qy})
-    return w.VBox([w.HBox([name, ks]), w.HBox([qx, qy]), out])

@@ -1,9 +1,11 @@
-"""The helpers behind notebooks/00_nnk_geometry.ipynb: data, KRI geometry, the small MLP and its
-pulled-back NNK polytopes, and that every figure builds."""
+"""The code behind notebooks/00_nnk_geometry.ipynb: data and KRI geometry
+(deepnnk.studies.nnk_geometry), the small MLP (deepnnk.nets.mlp) and its pulled-back NNK
+polytopes, and that every figure (deepnnk.figures.nnk_geometry) builds."""
 
 from __future__ import annotations
 
 import copy
+import sys
 
 import matplotlib
 
@@ -16,6 +18,8 @@ import torch  # noqa: E402
 from conftest import importorskip  # noqa: E402
 
 from deepnnk import NNKClassifier  # noqa: E402
+from deepnnk.figures import nnk_geometry as draw  # noqa: E402
+from deepnnk.nets import mlp as nets_mlp  # noqa: E402
 from deepnnk.nets.geometry import (  # noqa: E402
     decision_boundary,
     linear_regions,
@@ -23,7 +27,7 @@ from deepnnk.nets.geometry import (  # noqa: E402
     point_in_polygon,
     polygon_area,
 )
-from deepnnk.studies import nnk_geometry as lessons  # noqa: E402
+from deepnnk.studies import nnk_geometry as study  # noqa: E402
 
 BOUNDS = (-1.5, 2.5, -1.0, 1.5)
 
@@ -36,13 +40,13 @@ def _close_figures():
 
 @pytest.fixture(scope="module")
 def moons():
-    return lessons.make_split("moons", 120, 80, seed=0)
+    return study.make_split("moons", 120, 80, seed=0)
 
 
 @pytest.fixture(scope="module")
 def trained(moons):
-    mlp = lessons.make_mlp((8, 8), seed=1)
-    states = lessons.train_mlp(mlp, moons.X_train, moons.y_train, 4, snapshots=(0, 4), seed=1)
+    mlp = nets_mlp.make_mlp((8, 8), seed=1)
+    states = nets_mlp.train_mlp(mlp, moons.X_train, moons.y_train, 4, snapshots=(0, 4), seed=1)
     return mlp, states
 
 
@@ -50,22 +54,22 @@ def trained(moons):
 
 
 def test_make_split_is_seeded_and_shaped():
-    a = lessons.make_split("blobs", 50, 30, seed=3)
-    b = lessons.make_split("blobs", 50, 30, seed=3)
-    c = lessons.make_split("blobs", 50, 30, seed=4)
+    a = study.make_split("blobs", 50, 30, seed=3)
+    b = study.make_split("blobs", 50, 30, seed=3)
+    c = study.make_split("blobs", 50, 30, seed=4)
     assert a.X_train.shape == (50, 2) and a.X_test.shape == (30, 2)
     assert a.y_train.shape == (50,) and a.n_classes == 3
     np.testing.assert_array_equal(a.X_train, b.X_train)
     assert not np.array_equal(a.X_train, c.X_train)
-    assert lessons.make_split("moons", 10, 10).n_classes == 2
+    assert study.make_split("moons", 10, 10).n_classes == 2
     with pytest.raises(ValueError, match="moons"):
-        lessons.make_split("circles", 10, 10)
+        study.make_split("circles", 10, 10)
 
 
 def test_bounds_and_grid():
     X = np.array([[0.0, 1.0], [2.0, 3.0]])
-    assert lessons.padded_bounds(X, 0.5) == (-1.0, 3.0, 0.0, 4.0)
-    xx, yy, pts = lessons.grid((0, 1, 0, 2), 5)
+    assert study.padded_bounds(X, 0.5) == (-1.0, 3.0, 0.0, 4.0)
+    xx, yy, pts = study.grid((0, 1, 0, 2), 5)
     assert xx.shape == yy.shape == (5, 5) and pts.shape == (25, 2)
     assert pts.min(0).tolist() == [0, 0] and pts.max(0).tolist() == [1, 2]
 
@@ -75,7 +79,7 @@ def test_bounds_and_grid():
 
 def test_kri_margins_by_hand():
     # Query at the origin, anchor at (1, 0): its KRI line is x = 1, query side x < 1.
-    M = lessons.kri_margins([0, 0], [[0.5, 3.0], [2.0, 0.0], [1.0, -7.0]], [[1.0, 0.0]])
+    M = study.kri_margins([0, 0], [[0.5, 3.0], [2.0, 0.0], [1.0, -7.0]], [[1.0, 0.0]])
     np.testing.assert_allclose(M[:, 0], [0.5, -1.0, 0.0], atol=1e-15)
 
 
@@ -84,20 +88,20 @@ def test_kri_statistics_by_hand():
     # Kept: (1, 0) and (0, 1). Discarded: (2, 0) behind (1, 0)'s line; (0.3, 0.3) inside both.
     P = np.array([[[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.3, 0.3]]])
     kept = np.array([[True, True, False, False]])
-    s = lessons.kri_statistics(q, P, kept)
+    s = study.kri_statistics(q, P, kept)
     assert s["discarded_outside"] == 0.5
     assert s["queries_all_discarded_outside"] == 0.0
     assert s["kept_pairs_consistent"] == 1.0
     assert s["mean_selected"] == 2.0
-    s = lessons.kri_statistics(q, P[:, :3], kept[:, :3])
+    s = study.kri_statistics(q, P[:, :3], kept[:, :3])
     assert s["discarded_outside"] == 1.0 and s["queries_all_discarded_outside"] == 1.0
 
 
 def test_pairwise_kri_matches_the_solver(moons):
     clf = NNKClassifier(8, kernel="gaussian").fit(moons.X_train, moons.y_train)
-    C, kept = lessons.batch_neighbourhoods(clf, moons.X_test)
+    C, kept = study.batch_neighbourhoods(clf, moons.X_test)
     assert C.shape == (80, 8, 2) and kept.shape == (80, 8)
-    ok, n = lessons.pairwise_kri_check(moons.X_test, C)
+    ok, n = study.pairwise_kri_check(moons.X_test, C)
     assert ok
     assert 0.99 * 80 * 28 <= n <= 80 * 28  # only exact ties may be skipped
 
@@ -106,27 +110,27 @@ def test_pairwise_kri_check_can_fail(moons, monkeypatch):
     # Draw the KRI lines for the wrong query (the solver still sees the true distances): the
     # check must notice.
     clf = NNKClassifier(8, kernel="gaussian").fit(moons.X_train, moons.y_train)
-    C, _ = lessons.batch_neighbourhoods(clf, moons.X_test)
-    real = lessons._kri_matrix
-    monkeypatch.setattr(lessons, "_kri_matrix", lambda q, P: real(np.asarray(q) + 0.5, P))
-    ok, _ = lessons.pairwise_kri_check(moons.X_test, C)
+    C, _ = study.batch_neighbourhoods(clf, moons.X_test)
+    real = study._kri_matrix
+    monkeypatch.setattr(study, "_kri_matrix", lambda q, P: real(np.asarray(q) + 0.5, P))
+    ok, _ = study.pairwise_kri_check(moons.X_test, C)
     assert not ok
 
 
 def test_neighbourhood_and_summary(moons):
     clf = NNKClassifier(10, kernel="gaussian").fit(moons.X_train, moons.y_train)
     q = np.array([0.5, 0.25])
-    nb = lessons.neighbourhood(clf, q)
+    nb = study.neighbourhood(clf, q)
     idx, w, _ = clf.explain(q[None])
     np.testing.assert_array_equal(nb.index, idx[0])
     np.testing.assert_allclose(nb.weights, w[0])
     np.testing.assert_allclose(nb.points, moons.X_train[idx[0]])
     assert nb.radius == pytest.approx(np.linalg.norm(moons.X_train[idx[0, -1]] - q))
-    s = lessons.summary(nb)
+    s = study.summary(nb)
     assert s["n_candidates"] == 10 and s["n_selected"] == nb.kept.sum() >= 1
     assert sum(s["weights"]) == pytest.approx(1.0)
     assert 0.0 <= s["discarded_outside"] <= 1.0
-    outside = lessons.discarded_outside(nb)
+    outside = study.discarded_outside(nb)
     assert outside.shape == ((~nb.kept).sum(),)
 
 
@@ -134,7 +138,7 @@ def test_neighbourhood_and_summary(moons):
 
 
 def test_loo_curve(moons):
-    c = lessons.loo_curve(moons.X_train, moons.y_train, [2, 6])
+    c = study.loo_curve(moons.X_train, moons.y_train, [2, 6])
     assert c["k"] == [2, 6]
     ref = NNKClassifier(6, kernel="gaussian").fit(moons.X_train, moons.y_train).loo_error()
     assert c["nnk"][1] == ref
@@ -148,9 +152,9 @@ def test_loo_curve(moons):
 
 
 def test_train_mlp_is_adam_and_snapshots(moons):
-    mlp = lessons.make_mlp((8, 8), seed=2)
+    mlp = nets_mlp.make_mlp((8, 8), seed=2)
     ref = copy.deepcopy(mlp)
-    states = lessons.train_mlp(mlp, moons.X_train, moons.y_train, 3, snapshots=(0, 2), seed=5)
+    states = nets_mlp.train_mlp(mlp, moons.X_train, moons.y_train, 3, snapshots=(0, 2), seed=5)
     assert sorted(states) == [0, 2]
     for name, t in ref.state_dict().items():
         torch.testing.assert_close(states[0][name], t)
@@ -168,10 +172,10 @@ def test_train_mlp_is_adam_and_snapshots(moons):
 
 
 def test_snapshot_epochs():
-    e = lessons.snapshot_epochs(100, 5)
+    e = nets_mlp.snapshot_epochs(100, 5)
     assert e[0] == 0 and e[-1] == 100 and e == sorted(set(e)) and len(e) <= 5
-    assert lessons.snapshot_epochs(3, 10) == [0, 1, 2, 3]
-    assert lessons.snapshot_epochs(10, 1) == [0]
+    assert nets_mlp.snapshot_epochs(3, 10) == [0, 1, 2, 3]
+    assert nets_mlp.snapshot_epochs(10, 1) == [0]
 
 
 def test_hidden_features_match_the_regions(trained):
@@ -181,27 +185,27 @@ def test_hidden_features_match_the_regions(trained):
     pts = rng.uniform([BOUNDS[0], BOUNDS[2]], [BOUNDS[1], BOUNDS[3]], (300, 2))
     where = locate(regions, pts)
     assert (where >= 0).all()
-    H = lessons.hidden_features(mlp, pts)
+    H = nets_mlp.hidden_features(mlp, pts)
     affine = np.stack(
         [regions[r].hidden_A @ p + regions[r].hidden_c for r, p in zip(where, pts, strict=True)]
     )
     np.testing.assert_allclose(H, affine, atol=1e-9)
     logits = np.stack([regions[r](p[None])[0] for r, p in zip(where, pts, strict=True)])
-    np.testing.assert_array_equal(lessons.network_labels(mlp, pts), logits.argmax(1))
+    np.testing.assert_array_equal(nets_mlp.network_labels(mlp, pts), logits.argmax(1))
 
 
 def test_pulled_back_polytope_is_the_exact_preimage(trained, moons):
     mlp, _ = trained
     regions = linear_regions(mlp, BOUNDS)
-    H_train = lessons.hidden_features(mlp, moons.X_train)
+    H_train = nets_mlp.hidden_features(mlp, moons.X_train)
     q = np.array([0.4, 0.2])
-    h_q = lessons.hidden_features(mlp, q[None])[0]
+    h_q = nets_mlp.hidden_features(mlp, q[None])[0]
     H_kept = H_train[[3, 17, 40]]
-    pieces = lessons.pulled_back_polytope(regions, h_q, H_kept)
+    pieces = study.pulled_back_polytope(regions, h_q, H_kept)
     assert pieces and all(len(p) >= 3 for p in pieces)
     rng = np.random.default_rng(1)
     pts = rng.uniform([BOUNDS[0], BOUNDS[2]], [BOUNDS[1], BOUNDS[3]], (3000, 2))
-    cond = np.einsum("nh,jh->nj", lessons.hidden_features(mlp, pts), h_q - H_kept) - np.einsum(
+    cond = np.einsum("nh,jh->nj", nets_mlp.hidden_features(mlp, pts), h_q - H_kept) - np.einsum(
         "jh,jh->j", H_kept, h_q - H_kept
     )
     clear = np.abs(cond).min(1) > 1e-7
@@ -231,8 +235,8 @@ def test_probe_polytopes_and_epoch_history(trained, moons):
     mlp, states = trained
     regions = linear_regions(mlp, BOUNDS)
     clf = NNKClassifier(6, kernel="gaussian").fit(moons.X_train, moons.y_train)
-    fclf = lessons.feature_nnk(mlp, moons, 6)
-    probes = lessons.probe_polytopes(mlp, regions, clf, fclf, [(0.5, 0.25), (-0.8, 0.6)], BOUNDS)
+    fclf = study.feature_nnk(mlp, moons, 6)
+    probes = study.probe_polytopes(mlp, regions, clf, fclf, [(0.5, 0.25), (-0.8, 0.6)], BOUNDS)
     assert len(probes) == 2
     for p in probes:
         assert p["input_selected"] == len(p["input"][0]) >= 1
@@ -240,7 +244,7 @@ def test_probe_polytopes_and_epoch_history(trained, moons):
         assert p["input_area"] > 0 and p["feature_area"] > 0
         assert p["feature_pieces"] == len(p["feature"][1])
     before = copy.deepcopy(mlp.state_dict())
-    hist = lessons.epoch_history(mlp, states, moons, BOUNDS, 6, res=12)
+    hist = study.epoch_history(mlp, states, moons, BOUNDS, 6, res=12)
     for name, t in before.items():
         torch.testing.assert_close(mlp.state_dict()[name], t)  # the model is left alone
     assert hist["epoch"] == [0, 4]
@@ -254,36 +258,70 @@ def test_probe_polytopes_and_epoch_history(trained, moons):
 
 def test_every_figure_builds(trained, moons):
     mlp, states = trained
-    data = {"moons": moons, "blobs": lessons.make_split("blobs", 120, 40, seed=0)}
+    data = {"moons": moons, "blobs": study.make_split("blobs", 120, 40, seed=0)}
     clfs = {
         n: NNKClassifier(6, kernel="gaussian").fit(d.X_train, d.y_train) for n, d in data.items()
     }
-    nbs = {n: lessons.neighbourhood(clfs[n], (0.3, 0.2)) for n in data}
+    nbs = {n: study.neighbourhood(clfs[n], (0.3, 0.2)) for n in data}
     for kri in (False, True):
-        fig = lessons.neighbourhood_panels(data, nbs, kri=kri)
+        fig = draw.neighbourhood_panels(data, nbs, kri=kri)
         assert len(fig.axes) == 2
     knn = NNKClassifier(6, kernel="gaussian", weighting="knn").fit(moons.X_train, moons.y_train)
-    fig = lessons.field_panels({"NNK": clfs["moons"], "kNN": knn}, moons, BOUNDS, 10)
+    fields = study.proba_fields({"NNK": clfs["moons"], "kNN": knn}, BOUNDS, 10)
+    assert list(fields) == ["NNK", "kNN"] and fields["kNN"][2].shape == (10, 10)
+    fig = draw.field_panels(fields, moons)
     assert len(fig.axes) == 3  # two fields and the colour bar
-    loo = {n: lessons.loo_curve(d.X_train, d.y_train, [2, 4]) for n, d in data.items()}
-    assert len(lessons.loo_figure(loo).axes) == 4
+    loo = {n: study.loo_curve(d.X_train, d.y_train, [2, 4]) for n, d in data.items()}
+    assert len(draw.loo_figure(loo).axes) == 4
     regions = linear_regions(mlp, BOUNDS)
-    fclf = lessons.feature_nnk(mlp, moons, 6)
-    probes = lessons.probe_polytopes(mlp, regions, clfs["moons"], fclf, [(0.5, 0.25)], BOUNDS)
-    fig = lessons.polytope_figure(regions, decision_boundary(regions), moons, BOUNDS, probes)
+    fclf = study.feature_nnk(mlp, moons, 6)
+    probes = study.probe_polytopes(mlp, regions, clfs["moons"], fclf, [(0.5, 0.25)], BOUNDS)
+    fig = draw.polytope_figure(regions, decision_boundary(regions), moons, BOUNDS, probes)
     assert len(fig.axes) == 2
-    xx, yy, pts = lessons.grid(BOUNDS, 10)
-    hist = lessons.epoch_history(mlp, states, moons, BOUNDS, 6, res=8)
-    labels = lessons.network_labels(mlp, pts)
-    assert len(lessons.agreement_figure(xx, yy, labels, labels, moons, hist).axes) == 3
-    fig, selected = lessons.k_sweep_figure(moons, (0.5, 0.25), [3, 8])
+    xx, yy, pts = study.grid(BOUNDS, 10)
+    hist = study.epoch_history(mlp, states, moons, BOUNDS, 6, res=8)
+    labels = nets_mlp.network_labels(mlp, pts)
+    assert len(draw.agreement_figure(xx, yy, labels, labels, moons, hist).axes) == 3
+    sweep = study.k_sweep(moons, (0.5, 0.25), [3, 8])
+    selected = study.k_sweep_selected(sweep)
     assert sorted(selected) == [3, 8] and all(1 <= v <= k for k, v in selected.items())
+    assert len(draw.k_sweep_figure(moons, sweep).axes) == 2
 
 
 def test_widgets_only_in_a_live_kernel(moons):
-    assert not lessons.widgets_available()  # plain pytest: no kernel, Agg backend
+    assert not draw.widgets_available()  # plain pytest: no kernel, Agg backend
     importorskip("ipywidgets", "notebooks")
-    box = lessons.neighbourhood_explorer({"moons": moons}, {"moons": (0.5, 0.25)}, 6, k_max=12)
+    box = draw.neighbourhood_explorer({"moons": moons}, {"moons": (0.5, 0.25)}, 6, k_max=12)
     slider = box.children[0].children[1]
     slider.value = 4  # redraws without error
     assert slider.value == 4
+
+
+def test_explorer_without_ipywidgets_says_what_to_install(moons, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets -> ImportError
+    assert not draw.widgets_available()
+    with pytest.raises(ImportError, match=r"pip install 'deepnnk\[notebooks\]'"):
+        draw.neighbourhood_explorer({"moons": moons}, {"moons": (0.5, 0.25)}, 6)
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def test_profiles():
+    assert set(study.PROFILES) == {"smoke", "quick", "paper"}
+    smoke = study.profile("smoke")
+    assert smoke == {
+        "n_train": 200,
+        "n_test": 200,
+        "res": 40,
+        "res_epochs": 25,
+        "epochs": 20,
+        "snapshots": 3,
+        "ks": [2, 5, 10, 20],
+    }
+    smoke["ks"].append(99)  # a copy: the table is left alone
+    assert study.PROFILES["smoke"]["ks"] == [2, 5, 10, 20]
+    for name in ("quick", "paper"):
+        assert set(study.profile(name)) == set(smoke)
+    with pytest.raises(ValueError, match="profile"):
+        study.profile("huge")
