@@ -24,10 +24,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from deepnnk.nets.attacks import fgsm, pgd  # noqa: E402
+from deepnnk.nets.checkpoints import CheckpointError  # noqa: E402
 from deepnnk.nets.data import DataError, load_cifar10, to_tensor  # noqa: E402
 from deepnnk.nets.models import PaperCNN  # noqa: E402
 from deepnnk.nets.paper import load_paper_model  # noqa: E402
-from deepnnk.nets.tf_bundle import CheckpointError  # noqa: E402
 
 EPS = 8 / 255
 

@@ -1,22 +1,21 @@
-"""Unit tests for deepnnk.studies.adversarial on synthetic features (no data, no network)."""
+"""Unit tests for deepnnk.studies.adversarial on synthetic features (no data, no network).
+
+Its figures are tested in ``test_figures_adversarial.py``."""
 
 from __future__ import annotations
 
+import json
 import math
 
-import matplotlib
+import numpy as np
+import pytest
+import torch
+from torch import nn
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from deepnnk import NNKClassifier, explain  # noqa: E402
-from deepnnk.studies import adversarial  # noqa: E402
-from deepnnk.studies.adversarial import Run  # noqa: E402
+from deepnnk import NNKClassifier, explain
+from deepnnk.cache import plain
+from deepnnk.studies import adversarial
+from deepnnk.studies.adversarial import Run
 
 
 def _blobs(n_per=60, d=40, seed=0):
@@ -107,7 +106,7 @@ def test_scores_and_auc_on_off_manifold(setting):
     assert m["auc"]["knn_disagreement"] > 0.9 and m["auc"]["nnk_disagreement"] > 0.9
 
 
-def test_table_and_curves(setting):
+def test_table(setting):
     yq, _, clean, adv = setting
     m = adversarial.attack_metrics(yq, clean, adv)
     results = {"fgsm": {"eps2": m, "eps8": m}, "pgd": {"eps2": m, "eps8": m}}
@@ -115,24 +114,62 @@ def test_table_and_curves(setting):
     assert len(rows) == 4 and rows[0]["attack"] == "fgsm" and rows[1]["eps_255"] == 8
     assert "auc_residual" in rows[0] and rows[0]["network_accuracy"] == 0.0
     assert adversarial.eps_key(8) == "eps8" and adversarial.eps_key(0.5) == "eps0.5"
-    panels = {"acc": ({"nnk_accuracy": "NNK", "auc.residual": "res"}, "value")}
-    fig = adversarial.curve_panels(results, [2, 8], panels)
-    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 4
-    plt.close(fig)
 
 
-def test_twin_galleries(setting):
-    yq, _, clean, adv = setting
-    rng = np.random.default_rng(1)
-    train_images = rng.integers(0, 256, size=(180, 32, 32, 3), dtype=np.uint8)
-    q = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
-    a = adversarial.to_hwc(rng.random((3, 32, 32)))
-    assert a.shape == (32, 32, 3)
-    names = ["a", "b", "c"]
-    fig = adversarial.twin_galleries(clean.nnk, adv.nnk, 0, q, a, train_images, names, yq[0])
-    shown = sum(bool(ax.images) for ax in fig.get_axes())
-    assert shown == 2 + clean.nnk.n_neighbours[0] + adv.nnk.n_neighbours[0]
-    plt.close(fig)
+def test_to_hwc():
+    a = adversarial.to_hwc(np.random.default_rng(1).random((3, 32, 32)) * 1.2 - 0.1)
+    assert a.shape == (32, 32, 3) and a.dtype == np.float32
+    assert a.min() >= 0.0 and a.max() <= 1.0
+
+
+def test_profiles_and_config():
+    for name in ("smoke", "quick", "paper"):
+        sizes = adversarial.profile(name)
+        assert {"n_train", "n_test", "eps_255", "n_galleries"} <= set(sizes)
+    smoke = adversarial.profile("smoke")
+    assert smoke == {"n_train": 5000, "n_test": 100, "eps_255": [2, 8], "n_galleries": 1}
+    smoke["eps_255"].append(16)  # a copy: the table is untouched
+    assert adversarial.profile("smoke")["eps_255"] == [2, 8]
+    with pytest.raises(ValueError):
+        adversarial.profile("huge")
+    cfg = adversarial.config(adversarial.profile("quick"), profile="quick", k=50, seed=0)
+    assert cfg == {
+        "profile": "quick",
+        "k": 50,
+        "seed": 0,
+        "n_train": 50000,
+        "n_test": 1000,
+        "eps_255": [1, 2, 4, 8],
+        "attacks": ["fgsm", "pgd"],
+        "pgd_steps": 10,
+    }
+
+
+def test_notebook_helpers(setting):
+    yq, y_adv, clean, adv = setting
+    m = adversarial.attack_metrics(yq, clean, adv)
+    results = {"fgsm": {"eps2": m, "eps8": m}, "pgd": {"eps2": m, "eps8": m}}
+    rows = adversarial.table(results, [2, 8])
+    assert adversarial.attack_label("pgd", 8) == "PGD ε=8/255"
+    picks = adversarial.gallery_picks(yq, clean, adv, 3, seed=0)
+    assert len(picks) == 3 and np.all(np.diff(picks) > 0)
+    assert adversarial.successful(yq, clean, adv)[picks].all()
+    groups = adversarial.true_share_groups(yq, clean, adv, "PGD ε=8/255")
+    assert list(groups) == ["clean", "PGD ε=8/255"]
+    assert groups["clean"].shape == (30,) and groups["clean"].min() > 0.99
+    assert groups["PGD ε=8/255"].max() < 0.01
+    poly = adversarial.polytope_successful(results)
+    assert poly == {"fgsm": {"eps2": 1.0, "eps8": 1.0}, "pgd": {"eps2": 1.0, "eps8": 1.0}}
+    report = adversarial.accuracy_report(adversarial.clean_metrics(yq, clean), rows)
+    assert report.splitlines()[0] == "clean: network 1.000, NNK 1.000, kNN 1.000"
+    assert len(report.splitlines()) == 5 and report.splitlines()[1].startswith("fgsm ε=2/255")
+    aucs = adversarial.auc_report(rows).splitlines()
+    assert len(aucs) == 4 and all(s in aucs[0] for s in adversarial.SCORES)
+    s = adversarial.summary(adversarial.clean_metrics(yq, clean), results, 30, 180)
+    assert s["clean_nnk_accuracy"] == 1.0 and s["n_queries"] == 30 and s["n_train"] == 180
+    assert s["pgd_eps8_network_accuracy"] == 0.0 and "fgsm_eps2_auc_residual" in s
+    assert len(s) == 3 + 4 * 9 + 2
+    json.dumps(plain(s))  # JSON-able once NaN is mapped
 
 
 class _Tiny(nn.Module):

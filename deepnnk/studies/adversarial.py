@@ -22,6 +22,10 @@ inputs.
 Adversarial images are cached on disk (``<cache root>/adversarial/<key>.npy``, float32 NCHW,
 written atomically; :mod:`deepnnk.cache`), keyed by the attack's source code, the model's weights,
 the clean images and labels, the attack and its parameters, so re-runs skip the attack.
+
+The notebook ``03_adversarial`` runs :func:`load_setting`, :func:`fit_databases`,
+:func:`run_inputs` on the clean queries and :func:`run_attacks`, at the sizes of
+:func:`profile`; its figures are drawn by :mod:`deepnnk.figures.adversarial`.
 """
 
 from __future__ import annotations
@@ -31,19 +35,98 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from deepnnk import cache, explain
+from deepnnk import NNKClassifier, cache, explain
 from deepnnk.explain import NeighbourTable
-from deepnnk.figures.gallery import HEAD_INCHES, PANEL_INCHES, ROW_INCHES, table_gallery
 from deepnnk.nets import features
 from deepnnk.nets.attacks import DEFAULT_STEPS, attack_dataset
+from deepnnk.nets.data import CLASSES as CLASSES  # re-exported: the notebook's class names
+from deepnnk.nets.data import load_cifar10
+from deepnnk.nets.loading import load_network
+from deepnnk.studies.explanations import network_proba, sample_indices
+from deepnnk.studies.profiles import pick
 
 # The modules whose source goes into an attack's cache key (besides the model's own module).
 CODE = ("nets.attacks", "studies.adversarial", "nets.features", "cache")
 SCORES = ("n_neighbours", "residual", "nnk_disagreement", "knn_disagreement")
+
+# The network attacked and explained: the paper's regularised CNN after its last epoch.
+MODEL, EPOCH = "regularised", 20
+ATTACKS = ("fgsm", "pgd")  # untargeted L∞, in this order
+PGD_STEPS = 10
+
+# Sizes per profile: training features in NNK's database, test queries, ε in units of 1/255,
+# and how many clean/adversarial gallery pairs to draw.
+PROFILES = {
+    "smoke": {"n_train": 5000, "n_test": 100, "eps_255": [2, 8], "n_galleries": 1},
+    "quick": {"n_train": 50000, "n_test": 1000, "eps_255": [1, 2, 4, 8], "n_galleries": 3},
+    "paper": {"n_train": 50000, "n_test": 10000, "eps_255": [1, 2, 4, 8], "n_galleries": 3},
+}
+
+
+def profile(name: str) -> dict:
+    """The sizes of profile ``name`` (``"smoke"``, ``"quick"`` or ``"paper"``)."""
+    return pick(PROFILES, name)
+
+
+def config(sizes: dict, **params) -> dict:
+    """The run's configuration as recorded in ``metrics.json``: the notebook's ``params``, the
+    sizes that shape the numbers (``n_train``, ``n_test``, ``eps_255``), the attacks and PGD's
+    steps."""
+    shape = {key: sizes[key] for key in ("n_train", "n_test", "eps_255")}
+    return {**params, **shape, "attacks": list(ATTACKS), "pgd_steps": PGD_STEPS}
+
+
+# --------------------------------------------------------------------------- data and network
+
+
+@dataclass
+class Setting:
+    """The attacked network, NNK's training database and the test queries of one run.
+
+    ``train_ids``/``test_ids``: positions in CIFAR-10's official training/test order;
+    ``train_images``/``images``: uint8 HWC; ``y_train``/``y``: their labels.
+    """
+
+    model: object
+    train_ids: np.ndarray
+    train_images: np.ndarray
+    y_train: np.ndarray
+    test_ids: np.ndarray
+    images: np.ndarray
+    y: np.ndarray
+
+
+def load_setting(
+    weights: str, sizes: dict, seed: int = 0, data_root=None, checkpoints_root=None
+) -> Setting:
+    """CIFAR-10, the :data:`MODEL` network after :data:`EPOCH` (``weights`` "paper" or
+    "retrained"), a seeded sample of ``sizes["n_train"]`` training images (seed ``seed``) and of
+    ``sizes["n_test"]`` test queries (seed ``seed + 1``). Empty roots mean the defaults."""
+    x_train, y_train, x_test, y_test = load_cifar10(data_root or None)
+    model = load_network(weights, MODEL, EPOCH, data_root or None, checkpoints_root)
+    train_ids = sample_indices(np.ones(len(x_train), bool), sizes["n_train"], seed)
+    test_ids = sample_indices(np.ones(len(x_test), bool), sizes["n_test"], seed + 1)
+    return Setting(
+        model,
+        train_ids,
+        x_train[train_ids],
+        y_train[train_ids],
+        test_ids,
+        x_test[test_ids],
+        y_test[test_ids],
+    )
+
+
+def fit_databases(model, train_images, y_train, k: int, solver: str):
+    """NNK and kernel-kNN classifiers (``k`` candidates) over the training images' features
+    (cached): the two explainers of every input set."""
+    F_train = features.extract(model, train_images)
+    clf = NNKClassifier(k, solver=solver).fit(F_train, y_train)
+    knn = NNKClassifier(k, solver=solver, weighting="knn").fit(F_train, y_train)
+    return clf, knn
 
 
 # --------------------------------------------------------------------------- attacks, cached
@@ -120,10 +203,29 @@ class Run:
 def run_inputs(name: str, model, clf, knn, images) -> Run:
     """Extract ``images``' features (cached) and explain them with ``clf`` (NNK) and ``knn``."""
     F = features.extract(model, images)
-    net_pred = explain.network_proba(model, F).argmax(1)
+    net_pred = network_proba(model, F).argmax(1)
     return Run(
         name, net_pred, explain.neighbourhood_table(clf, F), explain.neighbourhood_table(knn, F)
     )
+
+
+def run_attacks(
+    model, clf, knn, images, y, clean: Run, eps_list, seed: int = 0
+) -> tuple[dict[tuple[str, float], Run], dict]:
+    """Every attack of :data:`ATTACKS` at every ε of ``eps_list`` (in units of 1/255), cached
+    (:func:`cached_attack`, PGD with :data:`PGD_STEPS` steps and seed ``seed``), each run
+    through :func:`run_inputs` and measured against ``clean`` (:func:`attack_metrics`).
+
+    Returns the runs ``{(attack, ε): Run}`` and the metrics ``{attack: {eps_key(ε): dict}}``.
+    """
+    runs, results = {}, {}
+    for attack in ATTACKS:
+        for e in eps_list:
+            adv = cached_attack(model, images, y, attack, e / 255, steps=PGD_STEPS, seed=seed)
+            runs[attack, e] = run_inputs(f"{attack} {e}/255", model, clf, knn, adv)
+            m = attack_metrics(y, clean, runs[attack, e])
+            results.setdefault(attack, {})[eps_key(e)] = m
+    return runs, results
 
 
 # --------------------------------------------------------------------------- metrics
@@ -235,83 +337,83 @@ def table(results: dict, eps_list) -> list[dict]:
     return rows
 
 
-# --------------------------------------------------------------------------- figures
+# ----------------------------------------------------------------- what the notebook shows
+
+
+def attack_label(attack: str, eps_255: float) -> str:
+    """``"PGD ε=8/255"``: an attack at one ε, for titles and legends."""
+    return f"{attack.upper()} ε={eps_255}/255"
+
+
+def gallery_picks(y, clean: Run, adv: Run, n: int, seed: int = 0) -> np.ndarray:
+    """Up to ``n`` seeded successful adversarial examples (:func:`successful`), as sorted
+    positions among the queries: the clean/adversarial pairs the notebook draws."""
+    return sample_indices(successful(y, clean, adv), n, seed)
+
+
+def true_share_groups(y, clean: Run, adv: Run, label: str) -> dict[str, np.ndarray]:
+    """The NNK weight share on the true class of the successful adversarial examples (under
+    ``label``) and of their clean twins (under ``"clean"``)."""
+    ok = successful(y, clean, adv)
+    share_true = explain.weight_share(adv.nnk, y)
+    return {"clean": explain.weight_share(clean.nnk, y)[ok], label: share_true[ok]}
+
+
+def polytope_successful(results: dict) -> dict[str, dict[str, float]]:
+    """``other_class_polytope_successful`` per attack and ε, rounded to 3 decimals."""
+    return {
+        a: {e: round(m["other_class_polytope_successful"], 3) for e, m in per.items()}
+        for a, per in results.items()
+    }
+
+
+def accuracy_report(clean: dict, rows: list[dict]) -> str:
+    """The clean accuracies (:func:`clean_metrics`) and, per :func:`table` row, the accuracies
+    under attack, one line each."""
+    lines = [
+        f"clean: network {clean['network_accuracy']:.3f}, NNK {clean['nnk_accuracy']:.3f}, "
+        f"kNN {clean['knn_accuracy']:.3f}"
+    ]
+    lines += [
+        f"{r['attack']:4s} ε={r['eps_255']}/255: network {r['network_accuracy']:.3f}  "
+        f"NNK {r['nnk_accuracy']:.3f}  kNN {r['knn_accuracy']:.3f}"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def auc_report(rows: list[dict]) -> str:
+    """The detection AUCs of every score, per :func:`table` row, one line each."""
+    return "\n".join(
+        f"{r['attack']:4s} ε={r['eps_255']}/255: "
+        + "  ".join(f"{s} {r['auc_' + s]:.3f}" for s in SCORES)
+        for r in rows
+    )
+
+
+def summary(clean: dict, results: dict, n_queries: int, n_train: int) -> dict:
+    """The headline numbers (``metrics["summary"]``): clean accuracies, and per attack and ε the
+    accuracies, NNK's agreement with the network, the weight shares, the other-class polytope
+    fraction and three detection AUCs."""
+    out = {
+        f"clean_{key}": clean[key] for key in ("network_accuracy", "nnk_accuracy", "knn_accuracy")
+    }
+    for attack, per in results.items():
+        for ek, m in per.items():
+            for key in (
+                "network_accuracy",
+                "nnk_accuracy",
+                "nnk_agrees_with_network",
+                "share_true_adv",
+                "share_adv_class_adv",
+                "other_class_polytope_successful",
+            ):
+                out[f"{attack}_{ek}_{key}"] = m[key]
+            for s in ("n_neighbours", "residual", "knn_disagreement"):
+                out[f"{attack}_{ek}_auc_{s}"] = m["auc"][s]
+    return {**out, "n_queries": n_queries, "n_train": n_train}
 
 
 def to_hwc(image) -> np.ndarray:
     """A float NCHW-style ``[3, H, W]`` image in [0, 1] as ``[H, W, 3]`` for plotting."""
     return np.clip(np.transpose(np.asarray(image, dtype=np.float32), (1, 2, 0)), 0.0, 1.0)
-
-
-def twin_galleries(
-    clean: NeighbourTable,
-    adv: NeighbourTable,
-    i: int,
-    clean_image,
-    adv_image,
-    train_images,
-    class_names,
-    true_label: int,
-    titles: tuple[str, str] = ("clean", "adversarial"),
-    per_row: int = 5,
-    suptitle: str | None = None,
-):
-    """Query ``i``'s NNK gallery on the clean input (left) and on its adversarial twin (right),
-    each titled "true, NNK-predicted" and drawn by :func:`deepnnk.figures.gallery.table_gallery`."""
-    counts = [int(t.n_neighbours[i]) + 1 for t in (clean, adv)]
-    rows = max(-(-c // per_row) for c in counts)
-    head = HEAD_INCHES if suptitle else 0.0
-    height = rows * ROW_INCHES + HEAD_INCHES + head
-    fig = plt.figure(figsize=(2 * per_row * PANEL_INCHES + 0.3, height))
-    subs = fig.subfigures(1, 2, wspace=0.04)
-    for sub, tab, img, title in zip(
-        subs, (clean, adv), (clean_image, adv_image), titles, strict=True
-    ):
-        table_gallery(
-            tab, i, img, train_images, class_names, true_label, per_row, fig=sub, suptitle=title
-        )
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10, y=1 + 0.1 / height, va="bottom")
-    return fig
-
-
-def curves(results: dict, eps_list, keys: dict[str, str], ylabel: str, ax=None):
-    """Means against ε (in /255), one line per (attack, key): ``keys`` = {metric key: label};
-    ``results[attack][eps_key][metric]``; metric keys may be ``"auc.<score>"``."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.6, 3.3), layout="constrained")
-    styles = {"fgsm": "--", "pgd": "-"}
-    for n, (key, label) in enumerate(keys.items()):
-        for attack, per_eps in results.items():
-            vals = []
-            for e in eps_list:
-                v = per_eps[eps_key(e)]
-                for part in key.split("."):
-                    v = v[part]
-                vals.append(np.nan if v is None else v)
-            ax.plot(
-                eps_list,
-                vals,
-                styles.get(attack, ":"),
-                marker="o",
-                ms=4,
-                color=f"C{n}",
-                label=f"{label}, {attack.upper()}",
-            )
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(list(eps_list), [f"{e:g}" for e in eps_list])
-    ax.set_xlabel("ε (× 1/255)")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
-    return ax.figure
-
-
-def curve_panels(results: dict, eps_list, panels: dict[str, tuple[dict[str, str], str]]):
-    """Side-by-side :func:`curves`: ``panels`` = {panel title: (keys, ylabel)}."""
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False, layout="constrained"
-    )
-    for ax, (title, (keys, ylabel)) in zip(axes.ravel(), panels.items(), strict=True):
-        curves(results, eps_list, keys, ylabel, ax=ax)
-        ax.set_title(title, fontsize=10)
-    return fig
