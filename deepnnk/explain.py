@@ -6,7 +6,9 @@ For a query :math:`x_q` with candidates :math:`S` (its k nearest training featur
 
 and predicts p(c | q) = Σ_j θ_j [y_j = c] / Σ_j θ_j. The *NNK neighbours* are the support of θ*;
 their normalised weights θ_j / Σθ are the explanation. This module turns
-:meth:`deepnnk.NNKClassifier.explain` into tables and summary statistics; the figures are in
+:meth:`deepnnk.NNKClassifier.explain` into tables (:class:`NeighbourTable`,
+:func:`neighbourhood_table`), weight shares and neighbour counts; the statistics a notebook
+reports on them are in :mod:`deepnnk.studies.explanations`, the figures in
 :mod:`deepnnk.figures.gallery`.
 
 ``drop_nearest=True`` reproduces a quirk of the authors' plotting code: it dropped the nearest
@@ -18,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from sklearn.utils.validation import check_is_fitted
 
 from .classifier import NNKClassifier, candidate_kernels, interpolate, nnk_residual
@@ -165,128 +166,4 @@ def neighbour_counts(X_train, y_train, X, ks, known=None, **clf_params) -> dict[
             continue
         clf = NNKClassifier(n_neighbors=int(k), **clf_params).fit(X_train, y_train)
         out[int(k)] = n_neighbours(clf.explain(X)[1])
-    return out
-
-
-def split_describe(x, correct) -> dict[str, dict[str, float]]:
-    """:func:`describe` of ``x`` where ``correct`` is true and where it is false."""
-    x, correct = np.asarray(x), np.asarray(correct, dtype=bool)
-    return {"correct": describe(x[correct]), "wrong": describe(x[~correct])}
-
-
-def describe(x) -> dict[str, float]:
-    """Mean, median, quartiles, min, max and count of ``x`` (empty → NaNs, n = 0)."""
-    x = np.asarray(x, dtype=np.float64).ravel()
-    if x.size == 0:
-        nan = float("nan")
-        return dict(n=0, mean=nan, median=nan, q25=nan, q75=nan, min=nan, max=nan)
-    q25, med, q75 = np.percentile(x, [25, 50, 75])
-    return dict(
-        n=int(x.size),
-        mean=float(x.mean()),
-        median=float(med),
-        q25=float(q25),
-        q75=float(q75),
-        min=float(x.min()),
-        max=float(x.max()),
-    )
-
-
-def sample_indices(mask, n: int, seed: int = 0) -> np.ndarray:
-    """Up to ``n`` positions where ``mask`` is true, drawn without replacement with ``seed``,
-    returned sorted."""
-    where = np.flatnonzero(np.asarray(mask))
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(where, size=min(n, len(where)), replace=False))
-
-
-def network_proba(model, feats) -> np.ndarray:
-    """The network's softmax ``[n, C]`` from its own features ``[n, d]`` (``model.fc`` on
-    ``model.features``, so no second pass over the images)."""
-    with torch.inference_mode():
-        logits = model.fc(torch.as_tensor(np.asarray(feats), dtype=model.fc.weight.dtype))
-        return torch.softmax(logits.double(), dim=1).numpy()
-
-
-def prediction_summary(y_true, nnk_pred, knn_pred, net_pred) -> dict[str, float]:
-    """Accuracies of NNK, kNN and the network, and how often NNK agrees with the network."""
-    y_true, nnk_pred, knn_pred, net_pred = map(np.asarray, (y_true, nnk_pred, knn_pred, net_pred))
-    disagree = nnk_pred != net_pred
-    return dict(
-        n_queries=int(len(y_true)),
-        nnk_accuracy=float(np.mean(nnk_pred == y_true)),
-        knn_accuracy=float(np.mean(knn_pred == y_true)),
-        network_accuracy=float(np.mean(net_pred == y_true)),
-        agreement_nnk_network=float(np.mean(~disagree)),
-        agreement_knn_network=float(np.mean(knn_pred == net_pred)),
-        n_disagreements=int(disagree.sum()),
-        disagreements_network_right=int((disagree & (net_pred == y_true)).sum()),
-        disagreements_nnk_right=int((disagree & (nnk_pred == y_true)).sum()),
-        disagreements_both_wrong=int(
-            (disagree & (net_pred != y_true) & (nnk_pred != y_true)).sum()
-        ),
-    )
-
-
-def query_records(
-    ids,
-    y_true,
-    table: NeighbourTable,
-    quirk: NeighbourTable | None,
-    net_proba,
-    class_names,
-    train_ids=None,
-) -> dict[str, dict]:
-    """Per-query facts for ``metrics.json``, keyed by test id: true, NNK and network classes
-    (``net_proba [n, C]``, the network's softmax), NNK's neighbours (training ids in the official
-    order when ``train_ids`` maps the table's rows, classes, weights), weight share, residual
-    and, given ``quirk``, what the authors' plotting quirk shows instead."""
-    train_ids = None if train_ids is None else np.asarray(train_ids)
-    net_pred = table.classes[np.argmax(net_proba, axis=1)]  # columns in the order of classes
-    net_conf = np.max(net_proba, axis=1)
-    share = weight_share(table)
-    out = {}
-    for i, tid in enumerate(ids):
-        rows, w, labels = table.neighbours(i)
-        rec = dict(
-            true=class_names[int(y_true[i])],
-            nnk_pred=class_names[int(table.pred[i])],
-            network_pred=class_names[int(net_pred[i])],
-            network_confidence=float(net_conf[i]),
-            n_neighbours=int(table.n_neighbours[i]),
-            nnk_share=float(share[i]),
-            residual=float(table.residual[i]),
-            neighbours=[
-                dict(
-                    train_id=int(r if train_ids is None else train_ids[r]),
-                    label=class_names[int(c)],
-                    weight=float(x),
-                )
-                for r, c, x in zip(rows, labels, w, strict=True)
-            ],
-        )
-        if quirk is not None:
-            rec["published_quirk"] = dict(
-                nnk_pred=class_names[int(quirk.pred[i])], n_neighbours=int(quirk.n_neighbours[i])
-            )
-        out[str(int(tid))] = rec
-    return out
-
-
-def disagreement_summary(disagree, net_conf, nnk_share, share_on_net, n_nb, residual) -> dict:
-    """Means of the network's confidence, NNK's weight share on its own and on the network's
-    class, the number of neighbours and the residual, over agreeing and disagreeing queries."""
-    disagree = np.asarray(disagree, dtype=bool)
-    out = {"n": int(disagree.sum())}
-    for name, sel in (("agree", ~disagree), ("disagree", disagree)):
-        out[name] = {
-            key: float(np.mean(np.asarray(v)[sel])) if sel.any() else float("nan")
-            for key, v in (
-                ("network_confidence", net_conf),
-                ("nnk_share", nnk_share),
-                ("nnk_share_on_network_class", share_on_net),
-                ("n_neighbours", n_nb),
-                ("residual", residual),
-            )
-        }
     return out

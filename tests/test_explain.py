@@ -1,4 +1,5 @@
-"""deepnnk.explain and deepnnk.figures.gallery on synthetic data (fast, no CIFAR-10 needed)."""
+"""deepnnk.explain (the NNK tables) and deepnnk.figures.gallery on synthetic data (fast, no
+CIFAR-10 needed). The notebook-01 statistics built on them are tested in test_explanations.py."""
 
 from __future__ import annotations
 
@@ -127,48 +128,6 @@ def test_neighbour_counts_reuse_and_growth(data):
     again = explain.neighbour_counts(X, y, Xq, [5, 20], known={20: counts[20] * 0 + 3})
     np.testing.assert_array_equal(again[20], 3)
     np.testing.assert_array_equal(again[5], counts[5])
-
-
-def test_summaries():
-    split = explain.split_describe([0.9, 0.8, 0.2], [True, True, False])
-    assert split["correct"]["n"] == 2 and split["wrong"]["mean"] == 0.2
-    d = explain.describe([1, 2, 3, 4])
-    assert d["n"] == 4 and d["mean"] == 2.5 and d["median"] == 2.5 and d["min"] == 1
-    assert explain.describe([])["n"] == 0
-    s = explain.prediction_summary([0, 1, 2, 3], [0, 1, 0, 0], [0, 0, 2, 3], [0, 1, 2, 1])
-    assert s["nnk_accuracy"] == 0.5 and s["knn_accuracy"] == 0.75 and s["network_accuracy"] == 0.75
-    assert s["n_disagreements"] == 2 and s["agreement_nnk_network"] == 0.5
-    assert s["disagreements_network_right"] == 1 and s["disagreements_both_wrong"] == 1
-    idx = explain.sample_indices(np.arange(20) % 2 == 0, 4, seed=3)
-    assert len(idx) == 4 and np.all(idx % 2 == 0) and np.all(np.diff(idx) > 0)
-    np.testing.assert_array_equal(idx, explain.sample_indices(np.arange(20) % 2 == 0, 4, seed=3))
-    assert len(explain.sample_indices([True, False], 5)) == 1
-    dis = explain.disagreement_summary(
-        [True, False, False],
-        [0.5, 0.9, 0.7],
-        [0.4, 0.8, 0.6],
-        [0.2, 0.8, 0.6],
-        [3, 4, 5],
-        [0.1, 0.2, 0.3],
-    )
-    assert dis["n"] == 1 and dis["agree"]["network_confidence"] == pytest.approx(0.8)
-    assert dis["disagree"]["nnk_share_on_network_class"] == pytest.approx(0.2)
-
-
-def test_query_records(data, fitted):
-    _, _, Xq, yq = data
-    clf = fitted[0]
-    t = explain.neighbourhood_table(clf, Xq[:2])
-    q = explain.neighbourhood_table(clf, Xq[:2], drop_nearest=True)
-    names = {c: f"c{c}" for c in range(10, 14)}
-    net = np.array([[0.9, 0.1, 0, 0], [0.3, 0.4, 0.2, 0.1]])  # the network's softmax
-    rec = explain.query_records([7, 8], yq[:2], t, q, net, names, train_ids=np.arange(N) + 1000)
-    assert set(rec) == {"7", "8"}
-    r = rec["7"]
-    assert r["n_neighbours"] == len(r["neighbours"]) == t.n_neighbours[0]
-    assert all(nb["train_id"] >= 1000 for nb in r["neighbours"])
-    assert "published_quirk" in r and r["network_pred"] == "c10"
-    assert rec["8"]["network_pred"] == "c11" and rec["8"]["network_confidence"] == 0.4
 
 
 def test_gallery_layout_and_titles(data, fitted):

@@ -1,0 +1,200 @@
+"""deepnnk.studies.explanations (notebook 01's statistics) and deepnnk.figures.explanations on
+synthetic data (fast, no CIFAR-10 needed)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from deepnnk import NNKClassifier, explain
+from deepnnk.studies import explanations
+
+# d > k: the candidates' cosine Gram matrix has full rank, as with CIFAR features (d = 512).
+N, D, K, C = 400, 48, 20, 4
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(C, D)) * 2
+    y = rng.integers(0, C, N)
+    X = centres[y] + rng.normal(size=(N, D))
+    yq = rng.integers(0, C, 30)
+    Xq = centres[yq] + rng.normal(size=(30, D))
+    return X, y + 10, Xq, yq + 10  # class values 10..13: tables must map them, not assume 0..C−1
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y, _, _ = data
+    return NNKClassifier(K).fit(X, y), NNKClassifier(K, weighting="knn").fit(X, y)
+
+
+def test_summaries():
+    split = explanations.split_describe([0.9, 0.8, 0.2], [True, True, False])
+    assert split["correct"]["n"] == 2 and split["wrong"]["mean"] == 0.2
+    d = explanations.describe([1, 2, 3, 4])
+    assert d["n"] == 4 and d["mean"] == 2.5 and d["median"] == 2.5 and d["min"] == 1
+    assert explanations.describe([])["n"] == 0
+    s = explanations.prediction_summary([0, 1, 2, 3], [0, 1, 0, 0], [0, 0, 2, 3], [0, 1, 2, 1])
+    assert s["nnk_accuracy"] == 0.5 and s["knn_accuracy"] == 0.75 and s["network_accuracy"] == 0.75
+    assert s["n_disagreements"] == 2 and s["agreement_nnk_network"] == 0.5
+    assert s["disagreements_network_right"] == 1 and s["disagreements_both_wrong"] == 1
+    idx = explanations.sample_indices(np.arange(20) % 2 == 0, 4, seed=3)
+    assert len(idx) == 4 and np.all(idx % 2 == 0) and np.all(np.diff(idx) > 0)
+    np.testing.assert_array_equal(
+        idx, explanations.sample_indices(np.arange(20) % 2 == 0, 4, seed=3)
+    )
+    assert len(explanations.sample_indices([True, False], 5)) == 1
+    dis = explanations.disagreement_summary(
+        [True, False, False],
+        [0.5, 0.9, 0.7],
+        [0.4, 0.8, 0.6],
+        [0.2, 0.8, 0.6],
+        [3, 4, 5],
+        [0.1, 0.2, 0.3],
+    )
+    assert dis["n"] == 1 and dis["agree"]["network_confidence"] == pytest.approx(0.8)
+    assert dis["disagree"]["nnk_share_on_network_class"] == pytest.approx(0.2)
+
+
+def test_query_records(data, fitted):
+    _, _, Xq, yq = data
+    clf = fitted[0]
+    t = explain.neighbourhood_table(clf, Xq[:2])
+    q = explain.neighbourhood_table(clf, Xq[:2], drop_nearest=True)
+    names = {c: f"c{c}" for c in range(10, 14)}
+    net = np.array([[0.9, 0.1, 0, 0], [0.3, 0.4, 0.2, 0.1]])  # the network's softmax
+    rec = explanations.query_records(
+        [7, 8], yq[:2], t, q, net, names, train_ids=np.arange(N) + 1000
+    )
+    assert set(rec) == {"7", "8"}
+    r = rec["7"]
+    assert r["n_neighbours"] == len(r["neighbours"]) == t.n_neighbours[0]
+    assert all(nb["train_id"] >= 1000 for nb in r["neighbours"])
+    assert "published_quirk" in r and r["network_pred"] == "c10"
+    assert rec["8"]["network_pred"] == "c11" and rec["8"]["network_confidence"] == 0.4
+
+
+def test_profiles():
+    assert set(explanations.PROFILES) == {"smoke", "quick", "paper"}
+    smoke = explanations.profile("smoke")
+    assert smoke == dict(n_train=5000, n_test=500, n_gallery=1, n_disagree=1, n_compare=1)
+    smoke["n_train"] = 1  # a copy: the table is unchanged
+    assert explanations.profile("smoke")["n_train"] == 5000
+    with pytest.raises(ValueError, match="profile"):
+        explanations.profile("huge")
+    assert explanations.PAPER_IDS == [2595, 3745, 374] and explanations.KS == [25, 50, 75]
+    assert explanations.paper_reference()["network_accuracy"] == pytest.approx(0.7602)
+
+
+class _Net(torch.nn.Module):
+    """A stand-in for the paper's CNN: only its final linear layer, as network_proba uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(D, C)
+
+
+@pytest.fixture(scope="module")
+def run(data):
+    """A synthetic :class:`Queries` (labels 0..C−1, so CLASSES names them) and its explanations:
+    30 queries, the first 25 the evaluation sample, the last 5 'paper images'."""
+    X, y, Xq, yq = data
+    torch.manual_seed(0)
+    n = len(Xq)
+    q = explanations.Queries(
+        model=_Net().double(),
+        train_ids=np.arange(N) * 2,
+        test_ids=np.arange(n - 5),
+        q_ids=np.arange(n),
+        ev=np.arange(n) < n - 5,
+        train_images=np.random.default_rng(2).integers(0, 256, (N, 32, 32, 3), dtype=np.uint8),
+        y_train=y - 10,
+        q_images=np.zeros((n, 32, 32, 3), np.uint8),
+        y_q=yq - 10,
+        F_train=X,
+        F_q=Xq,
+    )
+    return q, explanations.explain_queries(q, K, "exact")
+
+
+def test_network_proba_is_a_softmax(run):
+    q, ex = run
+    p = explanations.network_proba(q.model, q.F_q)
+    assert p.shape == (len(q.F_q), C) and p.dtype == np.float64
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    np.testing.assert_array_equal(ex.net_pred, p.argmax(1))
+    np.testing.assert_array_equal(ex.net_conf, p.max(1))
+
+
+def test_explain_queries_and_section_metrics(run):
+    q, ex = run
+    ev = q.ev
+    np.testing.assert_array_equal(ex.nnk.pred, ex.clf.predict(q.F_q))
+    assert np.all(ex.knn.n_neighbours == K)
+    p = explanations.prediction_metrics(q, ex)
+    assert p["n_queries"] == ev.sum()
+    assert p["nnk_accuracy"] == pytest.approx(np.mean(ex.nnk.pred[ev] == q.y_q[ev]))
+    near = explanations.nearest_candidate(ex.nnk, ev)
+    assert set(near) == {"is_neighbour", "is_top_neighbour", "mean_weight"}
+    assert near["mean_weight"] == pytest.approx(ex.nnk.weights[ev, 0].mean())
+    picks = explanations.sample_galleries(q, ex, 3, seed=0)
+    assert set(picks) == {"correct", "wrong"}
+    assert np.all(ev[picks["correct"]]) and np.all(
+        ex.nnk.pred[picks["correct"]] == q.y_q[picks["correct"]]
+    )
+    assert np.all(ex.nnk.pred[picks["wrong"]] != q.y_q[picks["wrong"]])
+    groups = explanations.weight_share_groups(q, ex)
+    share = explanations.weight_share_metrics(groups)
+    assert share["nnk"]["correct"]["n"] + share["nnk"]["wrong"]["n"] == ev.sum()
+    np.testing.assert_allclose(groups["NNK"][0], explain.weight_share(ex.nnk)[ev])
+    scores = explanations.disagreement_scores(q, ex)
+    dis = explanations.disagreement_summary(**scores)
+    assert dis["n"] == int(np.sum((ex.nnk.pred != ex.net_pred)[ev]))
+    cases = explanations.disagreement_cases(q, ex, 2, seed=0)
+    assert len(cases) <= 2 and np.all(ex.nnk.pred[cases] != ex.net_pred[cases])
+    counts = explanations.neighbour_counts_by_k(q, ex, [5, K], K, "exact")
+    np.testing.assert_array_equal(counts[K], ex.nnk.n_neighbours[ev])
+    metrics = {
+        "predictions": p,
+        "weight_share": share,
+        "n_neighbours": {f"k{kk}": explanations.describe(c) for kk, c in counts.items()},
+    }
+    s = explanations.summary(metrics, [5, K], len(q.train_ids))
+    assert s["n_train"] == N and s["mean_neighbours_k5"] == pytest.approx(counts[5].mean())
+    assert s["mean_share_correct"] == share["nnk"]["correct"]["mean"]
+
+
+def test_paper_images_records(run):
+    q, ex = run
+    ids = [28, 26]
+    paper = explanations.paper_images(q, ex, ids)
+    np.testing.assert_array_equal(paper.rows, ids)  # q_ids are 0..n−1
+    assert set(paper.records) == {"28", "26"}
+    assert paper.quirk.index.shape == (2, K - 1)
+    rec = paper.records["28"]
+    assert rec["true"] == explanations.CLASSES[q.y_q[28]]
+    assert all(nb["train_id"] % 2 == 0 for nb in rec["neighbours"])  # mapped by train_ids
+
+
+def test_query_figures(run):
+    from deepnnk.figures import explanations as figures
+
+    q, ex = run
+    fig = figures.query_gallery(q, ex.nnk, 3, "q")
+    assert sum(1 for ax in fig.axes if ax.images) == ex.nnk.n_neighbours[3] + 1
+    plt.close(fig)
+    sub = ex.nnk.subset(np.array([5]))
+    fig = figures.query_gallery(q, sub, 0, "q", r=5)
+    assert sum(1 for ax in fig.axes if ax.images) == ex.nnk.n_neighbours[5] + 1
+    plt.close(fig)
+    fig = figures.nnk_vs_knn(q, ex.nnk, ex.knn, 3, "q")
+    assert sum(1 for ax in fig.get_axes() if ax.images) == ex.nnk.n_neighbours[3] + 1 + K + 1
+    plt.close(fig)
