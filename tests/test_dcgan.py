@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepnnk.nets.checkpoints import CheckpointError
 from deepnnk.nets.dcgan import (
     Discriminator,
     GANConfig,
@@ -18,7 +19,6 @@ from deepnnk.nets.dcgan import (
     sample_images,
     train_dcgan,
 )
-from deepnnk.nets.train import CheckpointError
 
 TINY = GANConfig(width=4, nz=8, batch_size=16, n_train=64, seed=3)
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import run_notebook
 
-from deepnnk import explain
 from deepnnk.nets import dcgan
 from deepnnk.nets.data import load_cifar10
 from deepnnk.studies import generative
+from deepnnk.studies.explanations import sample_indices
 from deepnnk.studies.reporting import load_metrics
 
 SETS = ("generated", "real test", "PGD 8/255")
@@ -46,7 +46,7 @@ def test_notebook_04_smoke(tmp_path, monkeypatch, real_data_root):
     x_train, _, _, _ = load_cifar10(real_data_root)
     gen = dcgan.load_generator(ck / "dcgan-w8-n2048-seed0")
     samples = dcgan.sample_images(gen, 100, seed=0)
-    train_ids = explain.sample_indices(np.ones(len(x_train), bool), 5000, 0)
+    train_ids = sample_indices(np.ones(len(x_train), bool), 5000, 0)
     dist, _ = generative.nearest_distance(
         generative.pixels(samples), generative.pixels(x_train[train_ids])
     )

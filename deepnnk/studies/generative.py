@@ -13,21 +13,60 @@ per image, in the classifier's feature space with NNK over the training features
 - ``nn_feature``: the Euclidean distance from its feature to the nearest training feature.
 
 :func:`compare` summarises each score per set and gives the ROC AUC that separates each set from
-the real test images (0.5: indistinguishable by that score).
+the real test images (0.5: indistinguishable by that score). :func:`train_gan` trains (or
+resumes) the DCGAN, :func:`explain_sets` builds the three sets; the figures are in
+:mod:`deepnnk.figures.generative`.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from deepnnk import explain
-from deepnnk.explain import NeighbourTable
+from deepnnk import NNKClassifier
+from deepnnk.explain import NeighbourTable, neighbourhood_table
 from deepnnk.neighbors import knn
-from deepnnk.nets import features
-from deepnnk.studies.adversarial import detection_auc, to_hwc
+from deepnnk.nets import dcgan, features
+from deepnnk.nets.data import CLASSES as CLASSES  # re-exported for the notebook
+from deepnnk.nets.data import load_cifar10 as load_cifar10
+from deepnnk.nets.loading import load_network
+from deepnnk.studies.adversarial import cached_attack, detection_auc
+from deepnnk.studies.explanations import network_proba, sample_indices
+from deepnnk.studies.profiles import pick
+
+PROFILES = {
+    "smoke": dict(
+        gan_width=8, gan_epochs=1, gan_n_train=2048, n_train=5000, n_images=100, n_galleries=1
+    ),
+    "quick": dict(
+        gan_width=32, gan_epochs=8, gan_n_train=50000, n_train=50000, n_images=1000, n_galleries=4
+    ),
+    "paper": dict(
+        gan_width=32, gan_epochs=8, gan_n_train=50000, n_train=50000, n_images=10000, n_galleries=4
+    ),
+}
+EPS_255 = 8  # the adversarial set: PGD at ε = 8/255, 10 steps, as in notebook 03
+PGD_STEPS = 10
+MODEL, EPOCH = "regularised", 20  # the classifier whose features NNK explains
+
+
+def profile(name: str) -> dict:
+    """The sizes of profile ``name``: the DCGAN's width, epochs and training images, NNK's
+    database size ``n_train``, the number of images per set ``n_images`` and of generated images
+    shown with their neighbours ``n_galleries``."""
+    return pick(PROFILES, name)
+
+
+def run_config(config: dict, sizes: dict) -> dict:
+    """The metrics' ``config``: the notebook's parameters, the profile's sizes (the number of
+    galleries, which changes no number, left out) and the attack."""
+    sizes = {key: v for key, v in sizes.items() if key != "n_galleries"}
+    return {**config, **sizes, "eps_255": EPS_255, "pgd_steps": PGD_STEPS}
+
 
 SCORES = ("n_neighbours", "residual", "entropy", "nn_pixel", "nn_feature")
 SCORE_LABELS = {
@@ -96,8 +135,8 @@ def explain_images(name: str, model, clf, images, train_pixels, train_features) 
     ``train_pixels`` are the same training images as :func:`pixels` rows.
     """
     F = features.extract(model, images)
-    proba = explain.network_proba(model, F)
-    table = explain.neighbourhood_table(clf, F)
+    proba = network_proba(model, F)
+    table = neighbourhood_table(clf, F)
     d_pix, near = nearest_distance(pixels(images), train_pixels)
     d_feat, _ = nearest_distance(F, train_features)
     scores = {
@@ -143,53 +182,132 @@ def class_histogram(pred, n_classes: int = 10) -> list[float]:
     return (np.bincount(np.asarray(pred), minlength=n_classes) / max(len(pred), 1)).tolist()
 
 
-# --------------------------------------------------------------------------- figures
+def nn_pixel_ratio(comparison: dict) -> float:
+    """Median distance to the nearest training image, generated over real test images."""
+    return (
+        comparison["generated"]["nn_pixel"]["median"]
+        / comparison["real test"]["nn_pixel"]["median"]
+    )
 
 
-def score_histograms(sets: list[ImageSet], keys=SCORES):
-    """One panel per score, a step histogram per image set on shared bins."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.9))
-    for ax, key in zip(np.atleast_1d(axes), keys, strict=True):
-        allv = np.concatenate([s.scores[key] for s in sets])
-        if key == "n_neighbours":
-            bins = np.arange(allv.min() - 0.5, allv.max() + 1.5)
-        else:
-            bins = np.linspace(allv.min(), allv.max(), 30)
-        for s in sets:
-            ax.hist(s.scores[key], bins=bins, histtype="step", density=True, lw=1.5, label=s.name)
-        ax.set_xlabel(SCORE_LABELS[key], fontsize=8)
-        ax.set_yticks([])
-    np.atleast_1d(axes)[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+def format_comparison(comparison: dict) -> str:
+    """:func:`compare`'s output as text: per set, the network's confidence, NNK's agreement with
+    it, and each score's median and mean (and AUC against the reference)."""
+    lines = []
+    for name, c in comparison.items():
+        auc = c.get("auc_vs_reference", {})
+        lines.append(
+            f"{name:12s} net conf {c['network_confidence']:.3f}  "
+            f"NNK=net {c['nnk_agrees_with_network']:.3f}"
+        )
+        for key in SCORES:
+            extra = f"  AUC vs real {auc[key]:.3f}" if auc else ""
+            lines.append(
+                f"   {key:12s} median {c[key]['median']:.4f}  mean {c[key]['mean']:.4f}{extra}"
+            )
+    return "\n".join(lines)
 
 
-def memorisation_pairs(images, nearest, train_images, distances, n: int = 8, title: str = ""):
-    """The ``n`` images closest to the training set in pixel space (top row) above their nearest
-    training image (bottom row), each titled with the distance."""
-    order = np.argsort(distances, kind="stable")[:n]
-    fig, axes = plt.subplots(2, n, figsize=(1.15 * n, 2.8), squeeze=False)
-    for j, i in enumerate(order):
-        img = images[i]
-        img = to_hwc(img) if img.dtype != np.uint8 else img
-        axes[0, j].imshow(img)
-        axes[0, j].set_title(f"{distances[i]:.2f}", fontsize=7)
-        axes[1, j].imshow(train_images[nearest[i]])
-        axes[1, j].set_title(f"train {nearest[i]}", fontsize=7)
-    for ax in axes.ravel():
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+def summary(comparison: dict, training_seconds: float, ratio: float) -> dict:
+    """The headline numbers: per set, each score's median, the network's confidence and the AUCs
+    against the real test images; the DCGAN's training time and :func:`nn_pixel_ratio`."""
+    out = {"dcgan_training_seconds": training_seconds}
+    for name, c in comparison.items():
+        tag = name.split()[0].lower().replace("/", "_")
+        for key in SCORES:
+            out[f"{tag}_{key}_median"] = c[key]["median"]
+        out[f"{tag}_network_confidence"] = c["network_confidence"]
+        for key, v in c.get("auc_vs_reference", {}).items():
+            out[f"{tag}_auc_vs_real_{key}"] = v
+    out["nn_pixel_median_ratio_generated_to_real"] = ratio
+    return out
 
 
-def generated_gallery(table: NeighbourTable, i: int, image, train_images, class_names, net_label):
-    """Gallery of generated image ``i``: titled with the network's and NNK's labels (a generated
-    image has no true class), then its NNK neighbours by decreasing weight, "class, weight"."""
-    from deepnnk.figures.gallery import neighbour_titles, plot_gallery
+# --------------------------------------------------------------------------- the DCGAN
 
-    rows, w, labels = table.neighbours(i)
-    names = [class_names[int(c)] for c in labels]
-    title = f"net {class_names[int(net_label)]}, NNK {class_names[int(table.pred[i])]}"
-    return plot_gallery(image, train_images[rows], neighbour_titles(names, w), query_title=title)
+
+def gan_dir(checkpoints_root: str | os.PathLike, config: dcgan.GANConfig, seed: int) -> Path:
+    """Where the DCGAN of ``config`` keeps its checkpoints:
+    ``<checkpoints_root>/dcgan-w<width>-n<n_train>-seed<seed>``."""
+    return Path(checkpoints_root) / f"dcgan-w{config.width}-n{config.n_train}-seed{seed}"
+
+
+def train_gan(x_train, sizes: dict, checkpoints_root, seed: int):
+    """Train the profile's DCGAN on ``x_train`` (uint8), or resume it from its checkpoints.
+
+    Returns (generator, its metrics: width, epochs, n_train, parameter counts, training seconds
+    over all epochs, seconds this run, and the per-epoch history).
+    """
+    config = dcgan.GANConfig(width=sizes["gan_width"], n_train=sizes["gan_n_train"], seed=seed)
+    folder = gan_dir(checkpoints_root, config, seed)
+    t0 = time.time()
+    generator, history = dcgan.train_dcgan(
+        x_train, folder, epochs=sizes["gan_epochs"], config=config
+    )
+    g_ref, d_ref = dcgan.build_dcgan(config)
+    metrics = {
+        "width": config.width,
+        "epochs": sizes["gan_epochs"],
+        "n_train": config.n_train,
+        "generator_parameters": dcgan.n_parameters(g_ref),
+        "discriminator_parameters": dcgan.n_parameters(d_ref),
+        "training_seconds": sum(h["seconds"] for h in history),
+        "seconds_this_run": time.time() - t0,
+        "history": history,
+    }
+    return generator, metrics
+
+
+def sample(generator, n: int, seed: int) -> np.ndarray:
+    """``n`` seeded DCGAN samples, uint8 ``[n, 32, 32, 3]`` like real images."""
+    return dcgan.sample_images(generator, n, seed=seed)
+
+
+# --------------------------------------------------------------------------- the three sets
+
+
+@dataclass
+class Sets:
+    """The three image sets explained by NNK over the training features.
+
+    train_ids ``[n_train]`` the training images in NNK's database, train_images those images;
+    images: {set name: the images as explained (uint8 HWC, or float NCHW for the adversarial)};
+    sets: their :class:`ImageSet`, in the order generated, real test, adversarial.
+    """
+
+    train_ids: np.ndarray
+    train_images: np.ndarray
+    images: dict
+    sets: list
+
+
+def load_classifier(weights: str, data_root=None, checkpoints_root=None):
+    """The regularised network at epoch 20 (``weights``: "paper" or "retrained")."""
+    return load_network(weights, MODEL, EPOCH, data_root, checkpoints_root)
+
+
+def explain_sets(model, generated, data, sizes: dict, *, k: int, solver: str, seed: int) -> Sets:
+    """Explain the generated images, a seeded sample of real test images and their PGD versions
+    (ε = 8/255, cached) by NNK over a seeded sample of training features.
+
+    data: ``(x_train, y_train, x_test, y_test)`` as :func:`load_cifar10` returns them.
+    """
+    x_train, y_train, x_test, y_test = data
+    train_ids = sample_indices(np.ones(len(x_train), bool), sizes["n_train"], seed)
+    test_ids = sample_indices(np.ones(len(x_test), bool), sizes["n_images"], seed + 1)
+    train_images, y_tr = x_train[train_ids], y_train[train_ids]
+    q_images, y_q = x_test[test_ids], y_test[test_ids]
+    F_train = features.extract(model, train_images)
+    P_train = pixels(train_images)
+    clf = NNKClassifier(k, solver=solver).fit(F_train, y_tr)
+    adv_images = cached_attack(
+        model, q_images, y_q, "pgd", EPS_255 / 255, steps=PGD_STEPS, seed=seed
+    )
+    inputs = {"generated": generated, "real test": q_images, f"PGD {EPS_255}/255": adv_images}
+    sets = [explain_images(n, model, clf, im, P_train, F_train) for n, im in inputs.items()]
+    return Sets(train_ids, train_images, inputs, sets)
+
+
+def gallery_picks(n_images: int, n_show: int, seed: int) -> np.ndarray:
+    """The seeded generated images shown with their NNK neighbours."""
+    return sample_indices(np.ones(n_images, bool), n_show, seed)
