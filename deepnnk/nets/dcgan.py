@@ -37,7 +37,7 @@ from deepnnk.nets.train import (
     torch_threads,
 )
 
-GAN_FORMAT = "deepnnk.nets.dcgan/1"
+GAN_FORMAT = "deepnnk.dcgan/1"  # the tag inside saved files: unchanged by the move to nets/
 _GAN_RE = re.compile(r"^gan_epoch_(\d+)\.pt$")
 _STREAM_PLAN = 10
 _STREAM_INIT = 11

@@ -55,7 +55,7 @@ LR = 1e-3
 # busy-waiting threads collapse to 3-5x slower whenever another process holds a core. See
 # benchmarks/bench_train.py; two single-threaded trainings in parallel use both cores better.
 DEFAULT_NUM_THREADS: int | None = 1
-CHECKPOINT_FORMAT = "deepnnk.nets.train/1"
+CHECKPOINT_FORMAT = "deepnnk.train/1"  # the tag inside saved files: unchanged by the move to nets/
 _CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.pt$")
 # Independent random streams derived from the seed (see _stream_seed).
 _STREAM_EPOCH_PLAN = 0
