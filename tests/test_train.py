@@ -329,3 +329,12 @@ def test_non_papercnn_model_is_rejected(tmp_path):
 def test_tune_allocator_is_harmless():
     assert isinstance(tr.tune_allocator(), bool)
     assert torch.ones(1000, 1000).sum().item() == 1e6
+
+
+def test_checkpoint_format_tags_are_those_on_disk():
+    """Files written by earlier versions carry these tags; renaming a module must not rename
+    them, or every saved checkpoint becomes unreadable."""
+    from deepnnk.nets.dcgan import GAN_FORMAT
+
+    assert tr.CHECKPOINT_FORMAT == "deepnnk.train/1"
+    assert GAN_FORMAT == "deepnnk.dcgan/1"
