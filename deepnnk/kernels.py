@@ -21,7 +21,7 @@ def resolve_gram_dtype(requested: str, kernel: str, d: int, k: int) -> str:
     """The one precision rule for the candidates' inner products: "float32" or "float64".
 
     Every NNK computation in the package (:class:`~deepnnk.NNKClassifier`, the explanation
-    tables, the LOO evaluation of :mod:`deepnnk.studies.loo`) resolves its Gram precision here,
+    tables, the LOO evaluation of :mod:`deepnnk.evaluation`) resolves its Gram precision here,
     for its own ``d`` features and ``k`` candidates. The solver itself always runs in float64.
 
     - The Gaussian kernel is always float64: its distances come from a Gram matrix and cancel

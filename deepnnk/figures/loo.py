@@ -6,7 +6,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from deepnnk.studies.loo import ESTIMATORS, MODELS, column, pearson, select
+from deepnnk.studies.loo import MODELS
+from deepnnk.studies.loo_report import ESTIMATORS, column, pearson, select
 
 MODEL_COLORS = {"underparameterised": "tab:green", "regularised": "tab:blue", "overfit": "tab:red"}
 K_STYLES = ("-", "--", ":", "-.")

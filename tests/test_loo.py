@@ -1,16 +1,19 @@
-"""deepnnk.studies.loo on small synthetic features: prefix reuse, caching, the SVM, rankings."""
+"""deepnnk.studies.loo (and its report and SVM modules) on small synthetic features: caching and
+its keys, the sweep, the SVM, rankings, profiles. The engine itself: tests/test_evaluation.py."""
 
 from __future__ import annotations
 
 import json
+import sys
+import threading
 
 import numpy as np
 import pytest
 
-from deepnnk import NNKClassifier
 from deepnnk import solver as solver_module
-from deepnnk.kernels import kernel_rounding
 from deepnnk.studies import loo as ex
+from deepnnk.studies import loo_report as report
+from deepnnk.studies import svm
 
 
 def _features(n, d=24, seed=0, noise=1.4):
@@ -26,65 +29,6 @@ def data():
     X, y = _features(600)
     Xt, yt = _features(200, seed=1)
     return X, y, Xt, yt
-
-
-@pytest.fixture(scope="module")
-def result(data):
-    X, y, Xt, yt = data
-    return ex.evaluate_features(X, y, Xt, yt, ks=(5, 12, 20), solvers=("exact", "prune"))
-
-
-@pytest.mark.parametrize("k", [5, 12, 20])
-def test_prefix_reuse_matches_separate_classifiers(data, result, k):
-    X, y, Xt, yt = data
-    loo, tst = result["loo"][str(k)], result["test"][str(k)]
-    assert 0.05 < loo["exact"]["error"] < 0.9  # a non-trivial problem
-    for solver in ("exact", "prune"):
-        clf = NNKClassifier(k, solver=solver).fit(X, y)
-        P = clf.loo_predict_proba()
-        assert loo[solver]["error"] == pytest.approx(np.mean(P.argmax(1) != y), abs=1e-12)
-        assert loo[solver]["soft_error"] == pytest.approx(1 - P[np.arange(len(y)), y].mean())
-        assert tst[solver]["error"] == pytest.approx(np.mean(clf.predict(Xt) != yt), abs=1e-12)
-        assert 1 <= loo[solver]["n_neighbors_mean"] <= k
-    knn = NNKClassifier(k, weighting="knn").fit(X, y)
-    assert loo["knn_error"] == pytest.approx(knn.loo_error(), abs=1e-12)
-    assert tst["knn_error"] == pytest.approx(np.mean(knn.predict(Xt) != yt), abs=1e-12)
-    exact = NNKClassifier(k, solver="exact").fit(X, y).loo_predict()
-    prune = NNKClassifier(k, solver="prune").fit(X, y).loo_predict()
-    assert loo["changed"] == int(np.sum(exact != prune))
-    assert loo["exact"]["kkt_violation_fraction"] == 0.0
-
-
-def test_one_precision_rule_per_k(data, result):
-    """evaluate_features gives every k the Gram precision NNKClassifier uses at that k."""
-    X = data[0]
-    for k in (5, 12, 20):
-        want = NNKClassifier(k).fit(X, data[1]).gram_dtype_
-        assert result["gram_dtype"][str(k)] == want
-    assert result["gram_dtype"] == {"5": "float32", "12": "float32", "20": "float64"}
-
-
-@pytest.mark.parametrize("k", [5, 12, 20])
-def test_residual_matches_explain(data, result, k):
-    """The same residual as the classifier's explain, to the rounding of the precision used: the
-    evaluation slices K from a larger k, so float32 entries may differ by BLAS blocking."""
-    X, y, Xt, yt = data
-    clf = NNKClassifier(k, solver="exact").fit(X, y)
-    _, _, res = clf.explain(Xt)
-    tol = 100 * kernel_rounding(clf.gram_dtype_, X.shape[1])
-    assert result["test"][str(k)]["exact"]["residual_mean"] == pytest.approx(res.mean(), abs=tol)
-
-
-def test_exact_prefix_order_sorts_near_ties():
-    # Duplicated database rows are exact ties: the prefix must keep them in index order.
-    rng = np.random.default_rng(3)
-    base = rng.normal(size=(40, 8)).astype(np.float32)
-    X = np.concatenate([base, base])
-    sq, idx = ex.knn(X[:5], X, 10)
-    sq2, idx2 = ex._exact_prefix_order(X[:5], X, sq, idx, (3, 10))
-    for row_d, row_i in zip(sq2, idx2, strict=True):
-        order = np.lexsort((row_i, row_d))
-        assert (order == np.arange(10)).all()
 
 
 def test_subset_indices():
@@ -199,14 +143,14 @@ def test_sweep_rows_and_ranking(tmp_path, fake_checkpoints):
         progress=False,
     )
     assert len(rows) == 2 * 2 * 2
-    r = ex.select(rows, model="overfit", epoch=20, k=10)[0]
+    r = report.select(rows, model="overfit", epoch=20, k=10)[0]
     assert r["loo_nnk"] == r["loo_nnk_prune"] and r["svm_train"] is not None
-    assert ex.select(rows, model="overfit", epoch=1, k=10)[0]["svm_train"] is None
+    assert report.select(rows, model="overfit", epoch=1, k=10)[0]["svm_train"] is None
     assert 0 <= r["svm_train"] <= 1 and r["svm_convergence_warnings"] >= 0
-    ranking = ex.model_ranking(rows, 20, 10, truth={"regularised": 0.2, "overfit": 0.3})
+    ranking = report.model_ranking(rows, 20, 10, truth={"regularised": 0.2, "overfit": 0.3})
     assert ranking["truth"]["ranking"] == ["regularised", "overfit"]
     assert set(ranking["loo_nnk"]["ranking"]) == {"regularised", "overfit"}
-    assert np.isfinite(ex.pearson(rows, "loo_nnk")) or len(rows) < 3
+    assert np.isfinite(report.pearson(rows, "loo_nnk")) or len(rows) < 3
 
 
 def test_sweep_compares_solvers_only_where_asked(tmp_path, fake_checkpoints):
@@ -222,7 +166,7 @@ def test_sweep_compares_solvers_only_where_asked(tmp_path, fake_checkpoints):
         cache_dir=tmp_path,
         progress=False,
     )
-    first, last = (ex.select(rows, epoch=e)[0] for e in (1, 20))
+    first, last = (report.select(rows, epoch=e)[0] for e in (1, 20))
     assert "loo_nnk_prune" not in first and first["loo_nnk"] == first["loo_nnk_exact"]
     assert "loo_nnk_prune" in last and "loo_changed" in last
     # the epoch-20 entry is the one paper_check reads: both solvers, from the cache
@@ -236,7 +180,7 @@ def test_sweep_compares_solvers_only_where_asked(tmp_path, fake_checkpoints):
 def test_svm_cv_error_counts_folds_and_warnings():
     X, y = _features(300, seed=4)
     Xt, yt = _features(100, seed=5)
-    res = ex.svm_cv_error(X, y, Xt, yt, n_splits=3, max_iter=5)
+    res = svm.svm_cv_error(X, y, Xt, yt, n_splits=3, max_iter=5)
     assert res["n_fits"] == 3 and len(res["fold_val_accuracy"]) == 3
     assert res["convergence_warnings"] >= 1  # 5 iterations cannot converge at C=1000
     assert res["train_error"] == pytest.approx(1 - np.mean(res["fold_val_accuracy"]))
@@ -260,11 +204,77 @@ def test_make_plan_profiles():
         ex.make_plan("huge")
 
 
-def test_gaussian_kernel_recomputed_per_k(data):
-    # The Gaussian's default σ depends on the k-th distance, so its kernels are not sliced.
-    X, y, Xt, yt = data
-    res = ex.evaluate_features(X, y, Xt, yt, ks=(6, 15), solvers=("exact",), kernel="gaussian")
-    for k in (6, 15):
-        clf = NNKClassifier(k, kernel="gaussian").fit(X, y)
-        assert res["loo"][str(k)]["exact"]["error"] == pytest.approx(clf.loo_error(), abs=1e-12)
-        assert "changed" not in res["loo"][str(k)]
+def test_profiles_are_the_plans_sizes():
+    for profile in ("smoke", "quick", "paper"):
+        sizes = ex.profile(profile)
+        assert sizes == ex.PROFILES[profile] and sizes is not ex.PROFILES[profile]
+        plan = ex.make_plan(profile, "retrained", "prune")
+        assert {k: plan[k] for k in sizes} == sizes
+        assert (plan["profile"], plan["weights"], plan["solver"]) == (profile, "retrained", "prune")
+    with pytest.raises(ValueError, match="profile"):
+        ex.profile("huge")
+    with pytest.raises(ValueError, match="weights"):
+        ex.make_plan("smoke", "mine")
+
+
+# --------------------------------------------------------------------------- cache-key code lists
+
+
+def _modules_run(fn) -> set[str]:
+    """The deepnnk modules (names relative to ``deepnnk.``, as in the code lists) whose Python
+    functions are called while ``fn()`` runs, in this thread or threads it starts."""
+    seen = set()
+
+    def hook(frame, event, arg):
+        if event == "call":
+            name = frame.f_globals.get("__name__") or ""
+            if name == "deepnnk" or name.startswith("deepnnk."):
+                seen.add(name.removeprefix("deepnnk").removeprefix("."))
+
+    threading.setprofile(hook)
+    sys.setprofile(hook)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+    return seen
+
+
+def test_loo_cache_key_lists_every_module_that_runs(tmp_path, fake_checkpoints):
+    """Every deepnnk module whose code runs for a LOO result (evaluation, search, kernels, solver,
+    cache, the study itself) is in LOO_CODE, so an edit to any of them misses the cache. The
+    network part (features from a checkpoint) is faked here: see the comment at NETWORK_CODE and
+    test_network_cache_key_lists_every_module_that_runs."""
+    kw = dict(ks=(5, 8), n_train=200, n_test=60, cache_dir=tmp_path)
+    run = _modules_run(lambda: ex.evaluate_checkpoint("paper", "regularised", 20, **kw))
+    assert {"studies.loo", "evaluation", "neighbors", "kernels", "solver", "cache"} <= run
+    assert run <= set(ex.LOO_CODE), run - set(ex.LOO_CODE)
+    assert len(fake_checkpoints) == 1  # computed, not read from the cache
+
+
+def test_svm_cache_key_lists_every_module_that_runs(tmp_path, fake_checkpoints):
+    kw = dict(n_train=100, n_test=40, n_splits=2, max_iter=20, cache_dir=tmp_path)
+    run = _modules_run(lambda: ex.checkpoint_svm("paper", "regularised", 20, **kw))
+    assert {"studies.loo", "studies.svm", "cache"} <= run
+    assert run <= set(ex.SVM_CODE), run - set(ex.SVM_CODE)
+    assert len(fake_checkpoints) == 1
+
+
+@pytest.mark.data
+def test_network_cache_key_lists_every_module_that_runs(real_data_root):
+    """The network part on the real data (the authors' weights, a few images, no feature cache):
+    loading, the checkpoint digest, features and logits run only modules of NETWORK_CODE. (The
+    retrained weights' path, nets.train.load_checkpoint, is listed from its imports.)"""
+    ex._cifar.cache_clear()  # so that reading CIFAR-10 runs here
+
+    def network_part():
+        ex.source_digest("paper", "regularised", 20, real_data_root)
+        ex.checkpoint_features(
+            "paper", "regularised", 20, real_data_root, n_train=20, n_test=10, cache_dir=False
+        )
+
+    run = _modules_run(network_part)
+    assert {"studies.loo", "nets.loading", "nets.paper", "nets.data", "nets.features"} <= run
+    assert run <= set(ex.NETWORK_CODE), run - set(ex.NETWORK_CODE)
+    ex._cifar.cache_clear()
