@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from deepnnk import solver as solver_module
+from deepnnk.studies import cifar_features, svm
 from deepnnk.studies import loo as ex
 from deepnnk.studies import loo_report as report
-from deepnnk.studies import svm
 
 
 def _features(n, d=24, seed=0, noise=1.4):
@@ -32,11 +32,11 @@ def data():
 
 
 def test_subset_indices():
-    a = ex.subset_indices(100, 10, seed=0)
+    a = cifar_features.subset_indices(100, 10, seed=0)
     assert len(a) == 10 and (np.diff(a) > 0).all()
-    assert (a == ex.subset_indices(100, 10, seed=0)).all()
-    assert (ex.subset_indices(100, None) == np.arange(100)).all()
-    assert (ex.subset_indices(100, 500) == np.arange(100)).all()
+    assert (a == cifar_features.subset_indices(100, 10, seed=0)).all()
+    assert (cifar_features.subset_indices(100, None) == np.arange(100)).all()
+    assert (cifar_features.subset_indices(100, 500) == np.arange(100)).all()
 
 
 @pytest.fixture
@@ -49,9 +49,9 @@ def fake_checkpoints(monkeypatch, data):
         weights, model, epoch, data_root=None, *, n_train=None, n_test=None, subset_seed=0, **_
     ):
         calls.append((model, epoch, n_train, n_test))
-        itr = ex.subset_indices(len(X), n_train, subset_seed)
-        ite = ex.subset_indices(len(Xt), n_test, subset_seed + 1)
-        return ex.CheckpointFeatures(
+        itr = cifar_features.subset_indices(len(X), n_train, subset_seed)
+        ite = cifar_features.subset_indices(len(Xt), n_test, subset_seed + 1)
+        return cifar_features.CheckpointFeatures(
             weights,
             model,
             epoch,
@@ -187,13 +187,6 @@ def test_svm_cv_error_counts_folds_and_warnings():
     assert 0 <= res["test_error"] <= 1
 
 
-def test_retrained_missing_checkpoint_says_how_to_train(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m deepnnk train --model overfit"):
-        ex.load_network("retrained", "overfit", 3, checkpoints_root=tmp_path)
-    with pytest.raises(ValueError, match="weights"):
-        ex.load_network("mine", "overfit", 3)
-
-
 def test_make_plan_profiles():
     for profile in ("smoke", "quick", "paper"):
         plan = ex.make_plan(profile)
@@ -266,7 +259,7 @@ def test_network_cache_key_lists_every_module_that_runs(real_data_root):
     """The network part on the real data (the authors' weights, a few images, no feature cache):
     loading, the checkpoint digest, features and logits run only modules of NETWORK_CODE. (The
     retrained weights' path, nets.train.load_checkpoint, is listed from its imports.)"""
-    ex._cifar.cache_clear()  # so that reading CIFAR-10 runs here
+    cifar_features._cifar.cache_clear()  # so that reading CIFAR-10 runs here
 
     def network_part():
         ex.source_digest("paper", "regularised", 20, real_data_root)
@@ -275,6 +268,6 @@ def test_network_cache_key_lists_every_module_that_runs(real_data_root):
         )
 
     run = _modules_run(network_part)
-    assert {"studies.loo", "nets.loading", "nets.paper", "nets.data", "nets.features"} <= run
+    assert {"studies.cifar_features", "nets.loading", "nets.paper", "nets.data"} <= run
     assert run <= set(ex.NETWORK_CODE), run - set(ex.NETWORK_CODE)
-    ex._cifar.cache_clear()
+    cifar_features._cifar.cache_clear()

@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import math
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -36,7 +35,13 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from deepnnk.nets.checkpoints import CheckpointError, canonical_model
+from deepnnk.nets.checkpoints import (
+    CheckpointError,
+    canonical_model,
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint_file,
+)
 from deepnnk.nets.features import (
     DEFAULT_BATCH_SIZE,
     array_digest,
@@ -56,7 +61,6 @@ LR = 1e-3
 # benchmarks/bench_train.py; two single-threaded trainings in parallel use both cores better.
 DEFAULT_NUM_THREADS: int | None = 1
 CHECKPOINT_FORMAT = "deepnnk.train/1"  # the tag inside saved files: unchanged by the move to nets/
-_CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.pt$")
 # Independent random streams derived from the seed (see _stream_seed).
 _STREAM_EPOCH_PLAN = 0
 _STREAM_DROPOUT = 1
@@ -139,27 +143,6 @@ def tune_allocator(threshold: int = 1 << 30) -> bool:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def checkpoint_path(checkpoint_dir: str | os.PathLike, epoch: int) -> Path:
-    """``<checkpoint_dir>/epoch_XX.pt``, the checkpoint written after ``epoch`` (1-based)."""
-    return Path(checkpoint_dir) / f"epoch_{int(epoch):02d}.pt"
-
-
-def list_checkpoints(
-    checkpoint_dir: str | os.PathLike, pattern: re.Pattern = _CHECKPOINT_RE
-) -> dict[int, Path]:
-    """``{epoch: path}`` of the checkpoints in a directory whose names match ``pattern`` (its
-    group 1 is the epoch; default ``epoch_XX.pt``); temp files are ignored."""
-    folder = Path(checkpoint_dir)
-    if not folder.is_dir():
-        return {}
-    found = {}
-    for path in folder.iterdir():
-        match = pattern.match(path.name)
-        if match and path.is_file():
-            found[int(match.group(1))] = path
-    return dict(sorted(found.items()))
-
-
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The raw checkpoint dict (config, epoch, model/optimizer/RNG state, history).
 
@@ -174,33 +157,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         needed=needed,
         on_corrupt="train() will retrain that epoch from the checkpoint before it",
     )
-
-
-def load_checkpoint_file(
-    path: str | os.PathLike, *, kind: str, format: str, needed: set[str], on_corrupt: str
-) -> dict:
-    """``torch.load`` a deepnnk checkpoint dict safely (``weights_only``), checking its ``format``
-    tag and keys; :class:`CheckpointError` naming the file and the fix otherwise.
-
-    kind: what the file is, for messages ("training checkpoint"); on_corrupt: what happens once
-    a corrupt file is deleted ("train() will retrain that epoch").
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{kind} {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a truncated or garbled zip
-        raise CheckpointError(
-            f"{kind} {path} cannot be read ({type(err).__name__}: {err}). It is probably "
-            f"truncated or corrupt: delete it, and {on_corrupt}."
-        ) from err
-    if not isinstance(state, dict) or state.get("format") != format or needed - set(state):
-        raise CheckpointError(
-            f"{path} is not a deepnnk {kind} (format {format!r}); move it out of the "
-            "checkpoint directory or delete it."
-        )
-    return state
 
 
 def load_checkpoint(
