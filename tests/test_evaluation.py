@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic import loo_data
 
 from deepnnk import NNKClassifier
 from deepnnk.evaluation import _exact_prefix_order, evaluate_features
@@ -12,19 +13,9 @@ from deepnnk.kernels import kernel_rounding
 from deepnnk.neighbors import knn
 
 
-def _features(n, d=24, seed=0, noise=1.4):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(5, d))
-    y = rng.integers(0, 5, n)
-    X = np.maximum(centres[y] + noise * rng.normal(size=(n, d)), 0) + 0.01
-    return X.astype(np.float32), y
-
-
 @pytest.fixture(scope="module")
 def data():
-    X, y = _features(600)
-    Xt, yt = _features(200, seed=1)
-    return X, y, Xt, yt
+    return loo_data()
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from synthetic import C, K, N, table_data
 
 from deepnnk import NNKClassifier, explain
 from deepnnk.figures import gallery
 
-# d > k: the candidates' cosine Gram matrix has full rank, as with CIFAR features (d = 512).
-N, D, K, C = 400, 48, 20, 4
-
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(C, D)) * 2
-    y = rng.integers(0, C, N)
-    X = centres[y] + rng.normal(size=(N, D))
-    yq = rng.integers(0, C, 30)
-    Xq = centres[yq] + rng.normal(size=(30, D))
-    return X, y + 10, Xq, yq + 10  # class values 10..13: tables must map them, not assume 0..C−1
+    return table_data()
 
 
 @pytest.fixture(scope="module")

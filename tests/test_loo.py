@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+from synthetic import loo_data, relu_features
 
 from deepnnk import solver as solver_module
 from deepnnk.studies import cifar_features, svm
@@ -16,19 +17,9 @@ from deepnnk.studies import loo as ex
 from deepnnk.studies import loo_report as report
 
 
-def _features(n, d=24, seed=0, noise=1.4):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(5, d))
-    y = rng.integers(0, 5, n)
-    X = np.maximum(centres[y] + noise * rng.normal(size=(n, d)), 0) + 0.01
-    return X.astype(np.float32), y
-
-
 @pytest.fixture(scope="module")
 def data():
-    X, y = _features(600)
-    Xt, yt = _features(200, seed=1)
-    return X, y, Xt, yt
+    return loo_data()
 
 
 def test_subset_indices():
@@ -178,8 +169,8 @@ def test_sweep_compares_solvers_only_where_asked(tmp_path, fake_checkpoints):
 
 
 def test_svm_cv_error_counts_folds_and_warnings():
-    X, y = _features(300, seed=4)
-    Xt, yt = _features(100, seed=5)
+    X, y = relu_features(300, seed=4)
+    Xt, yt = relu_features(100, seed=5)
     res = svm.svm_cv_error(X, y, Xt, yt, n_splits=3, max_iter=5)
     assert res["n_fits"] == 3 and len(res["fold_val_accuracy"]) == 3
     assert res["convergence_warnings"] >= 1  # 5 iterations cannot converge at C=1000
