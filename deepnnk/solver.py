@@ -10,53 +10,66 @@ non-negative least-squares problem min_{θ≥0} ½‖z_q − Z_S θ‖², and it
 
     θ ≥ 0,   g = K_SS θ − k_Sq ≥ 0,   θ ⊙ g = 0.                                   (2)
 
-``method="exact"`` is a Lawson–Hanson primal active-set method run on the whole batch at once:
-every iteration solves the equality-constrained problem on each row's current support with one
-batched LU solve (rows grouped by support size so small supports cost little), steps back to the
-boundary when a weight would turn negative, and adds every candidate whose gradient is negative.
-The objective falls strictly at every support change, so it terminates at a point satisfying (2).
+``method="exact"`` is a Lawson–Hanson primal active-set method, compiled with numba and run over
+the batch in parallel (:mod:`deepnnk._solver_numba`): from the empty support, each step solves the
+equality-constrained problem on the current support by Cholesky, steps back to the boundary when a
+weight would turn negative, and otherwise adds the (at most ``MAX_ADD``) candidates whose gradient
+is most negative. The objective falls strictly at every support change, so it terminates at a
+point satisfying (2). Float32 kernels are indefinite by ~1e-7, so a candidate can violate (2) while
+lying, to rounding, in the span of the support; it is traded in for members instead (see
+:mod:`deepnnk._solver_numba`). ``benchmarks/stress_solver.py`` checks (2) on 10,000 random
+instances against scipy's NNLS; ``tests/solver_oracle.py`` keeps the former batched-numpy engine as
+the tests' second, independent solver.
 
 ``method="prune"`` replicates the original authors' rule, which only ever removes candidates.
 It is kept to reproduce their numbers; it can stop at a point that violates (2).
+
+K_SS must be symmetric (to rounding, see ``SYMMETRY_RTOL``): the solver reads its lower triangle.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from ._validation import is_torch
 
+try:
+    from . import _solver_numba as _nb
+except ImportError as e:  # numba is a dependency of deepnnk; only a broken install lacks it
+    raise ImportError(
+        f"deepnnk's NNK solver is compiled with numba, which failed to import ({e}): "
+        "pip install numba"
+    ) from e
+
 # Relative ridge added on the support. k_Sq lies in the range of K_SS (both come from one Gram
 # matrix), so the ridge solution stays bounded when K_SS is singular (duplicate candidates); it
 # moves the objective by ~1e-12·‖θ‖², far below the 1e-9 optimality scale.
 JITTER = 1e-12
-# Compiled engine: candidates added per active-set step. Starting from the empty support and
-# adding the 6 most violating candidates at a time keeps the refactorised supports small; 1 (pure
-# Lawson–Hanson) and "all" (the prune-like start) are both about 2× slower on CIFAR features
+# Candidates added per active-set step. Starting from the empty support and adding the 6 most
+# violating candidates at a time keeps the refactorised supports small; 1 (pure Lawson–Hanson) and
+# "all" (the prune-like start) are both about 2× slower on CIFAR features
 # (benchmarks/bench_solver.py prints all three side by side).
 MAX_ADD = 6
-_BUCKETS = (4, 8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
-# Python threads over chunks of the numpy engine; measured slower than 1 on this 2-core machine
-# (benchmarks/bench_solver.py), so opt-in.
-_THREADS = int(os.environ.get("DEEPNNK_SOLVER_THREADS", "1"))
-CHUNK = 4096  # rows per task
-_POOL = None
-
-
-def _pool():
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(_THREADS)
-    return _POOL
+# Largest |K_ij − K_ji| accepted, relative to max|K| of the same matrix. Kernels computed in
+# float64 are symmetric to ~1e-16 and a symmetric bmm/gemm in float32 (deepnnk.classifier's
+# candidate_kernels) gives bitwise-symmetric K here; a float32 gemm whose blocking sums K_ij and
+# K_ji in different orders differs by ~√d·6e-8 ≈ 1e-6 at d = 512. 1e-5 accepts that rounding with
+# room, and rejects a matrix that is not a kernel among the candidates (a per-row Gaussian
+# bandwidth, K(S, q) for K(S, S), a transposed batch: asymmetry ≥ 1e-3) and half-precision kernels
+# (~1e-3), which must be symmetrised first. Within the tolerance the lower triangle is the problem.
+SYMMETRY_RTOL = 1e-5
+# Batches with fewer K entries than this are solved in one thread: a parallel launch measured
+# ~35 ms when other processes held both cores (load 5 on 2 cores), while below 1e6 entries
+# (400 queries at k = 50) the serial loop takes 0.2–15 ms.
+_PARALLEL_MIN = 1_000_000
+_COPY_CHUNK = 4096
 
 
 def _as_batch(K_SS, k_Sq):
-    """Validate and convert to float64 numpy ``[B, k, k]``, ``[B, k]``."""
+    """Validate and convert to C-contiguous float64 numpy ``[B, k, k]``, ``[B, k]``."""
     torch_in = is_torch(K_SS) or is_torch(k_Sq)
     meta = None
     if torch_in:
@@ -64,8 +77,8 @@ def _as_batch(K_SS, k_Sq):
         meta = (ref.device, ref.dtype if torch.is_floating_point(ref) else torch.float64)
         K_SS = K_SS.detach().cpu().numpy() if is_torch(K_SS) else K_SS
         k_Sq = k_Sq.detach().cpu().numpy() if is_torch(k_Sq) else k_Sq
-    K = np.asarray(K_SS, dtype=np.float64)
-    b = np.asarray(k_Sq, dtype=np.float64)
+    K = np.ascontiguousarray(K_SS, dtype=np.float64)
+    b = np.ascontiguousarray(k_Sq, dtype=np.float64)
     squeeze = False
     if K.ndim == 2 and b.ndim == 1:
         K, b, squeeze = K[None], b[None], True
@@ -76,8 +89,21 @@ def _as_batch(K_SS, k_Sq):
         )
     if K.shape[0] == 0 or K.shape[1] == 0:
         raise ValueError(f"empty batch: K_SS has shape {K.shape}.")
-    if not (np.isfinite(K).all() and np.isfinite(b).all()):
+    check = _nb.check_kernels if K.size >= _PARALLEL_MIN else _nb.check_kernels_serial
+    finite, asym, scale = check(K)  # one compiled pass over K, no [B, k, k] temporary
+    if not (finite.all() and np.isfinite(b).all()):
         raise ValueError("K_SS or k_Sq contains NaN or inf; check the features and the kernel.")
+    bad = asym > SYMMETRY_RTOL * scale
+    if bad.any():
+        rows = np.nonzero(bad)[0]
+        worst = rows[np.argmax(asym[rows] / scale[rows])]
+        raise ValueError(
+            f"K_SS is not symmetric: in {rows.size} of {len(K)} matrices |K_ij − K_ji| exceeds "
+            f"{SYMMETRY_RTOL:g}·max|K| (matrix {worst}: {asym[worst] / scale[worst]:.2g}·max|K|). "
+            "It must be the kernel among each query's candidates, K(S, S) — not K(S, q), a "
+            "kernel with a per-row bandwidth, or a transposed batch. If it is, but rounding (half "
+            "precision) broke the symmetry, pass (K_SS + K_SS.transpose(0, 2, 1)) / 2."
+        )
     return K, b, torch_in, meta, squeeze
 
 
@@ -90,209 +116,39 @@ def _restore(theta, torch_in, meta, squeeze):
     return theta
 
 
-def _masked_solve(K, b, F, rows_all):
-    """Solve K_FF z_F = b_F for the rows ``rows_all`` of the batch (z = 0 off F).
-
-    ``K [n,k,k]``, ``b [n,k]``, ``F [m,k]`` (the supports of those m rows) → ``z [m,k]``.
-    Rows are grouped by support size and each group is packed into ``[r, s, s]`` systems with s
-    the group's largest support, so the cubic cost follows the supports, not k.
-    """
-    k = b.shape[1]
-    z = np.zeros((rows_all.size, k))
-    sizes = F.sum(1)
-    order = np.argsort(~F, axis=1, kind="stable")  # support indices first
-    lo = 0
-    for hi in (*[e for e in _BUCKETS if e < k], k):
-        rows = np.nonzero((sizes > lo) & (sizes <= hi))[0]
-        lo = hi
-        if rows.size == 0:
-            continue
-        s = int(sizes[rows].max())
-        idx = order[rows, :s]
-        valid = np.take_along_axis(F[rows], idx, 1)
-        g = rows_all[rows]
-        if s == k and valid.all():
-            Kc = K[g]
-        else:
-            Kc = K[g[:, None, None], idx[:, :, None], idx[:, None, :]]
-            Kc *= valid[:, :, None] & valid[:, None, :]
-        diag = np.einsum("rii->ri", Kc)
-        scale = np.maximum(diag.max(1, keepdims=True), 1e-300)
-        diag += np.where(valid, JITTER * scale, 1.0)  # padding becomes an identity block
-        bc = np.where(valid, np.take_along_axis(b[rows_all[rows]], idx, 1), 0.0)
-        try:
-            zc = np.linalg.solve(Kc, bc[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            zc = np.stack(
-                [np.linalg.lstsq(a, c, rcond=None)[0] for a, c in zip(Kc, bc, strict=True)]
-            )
-        zr = np.zeros((rows.size, k))
-        np.put_along_axis(zr, idx, np.where(valid, zc, 0.0), 1)
-        z[rows] = zr
-    return z
-
-
-def _gradient(K, theta, b):
-    return np.einsum("nij,nj->ni", K, theta) - b
-
-
-def _support_gradient(K, b, theta, F, rows_all):
-    """g = K θ − b for the rows ``rows_all``, reading only the support columns of K."""
-    k = b.shape[1]
-    s = max(int(F.sum(1).max()), 1)
-    idx = np.argsort(~F, axis=1, kind="stable")[:, :s]
-    t = np.take_along_axis(theta, idx, 1) * np.take_along_axis(F, idx, 1)
-    flat = (rows_all * (k * k))[:, None, None] + np.arange(k)[None, :, None] * k + idx[:, None, :]
-    return np.einsum("rjs,rs->rj", np.take(K.reshape(-1), flat), t) - b[rows_all]
-
-
-def _solve_exact(K, b, tol, max_iter):
-    n, k = b.shape
-    scale = np.maximum(np.abs(b).max(1), 1e-300)
-    theta = np.zeros_like(b)
-    F = b > tol  # the authors' starting support; the active set corrects it
-    active = np.arange(n)
-    for _ in range(max_iter):
-        if active.size == 0:
-            break
-        Fa, ta = F[active], theta[active]
-        z = _masked_solve(K, b, Fa, active)
-        bad = Fa & (z <= 0)
-        blocked = bad.any(1)
-        # Rows whose support solution is infeasible: move from θ towards z until the first weight
-        # reaches zero, and drop the weights that did.
-        if blocked.any():
-            r = np.nonzero(blocked)[0]
-            t, zz, bb = ta[r], z[r], bad[r]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(bb, t / (t - zz), np.inf)
-            alpha = np.clip(ratio.min(1), 0.0, 1.0)
-            first = ratio.argmin(1)
-            t = t + alpha[:, None] * (zz - t)
-            t[np.arange(r.size), first] = 0.0
-            # The weights that block the step leave the support; from θ = 0 (α = 0) that is
-            # every candidate whose solution is ≤ 0, exactly the authors' prune step.
-            drop = bb & (ratio <= alpha[:, None])
-            drop[np.arange(r.size), first] = True
-            t = np.where(Fa[r], np.maximum(t, 0.0), 0.0)
-            ta[r] = np.where(drop, 0.0, t)
-            Fa[r] &= ~drop
-        # Rows whose support solution is feasible: accept it, then add every candidate with a
-        # negative gradient (the KKT condition (2) it violates).
-        ok = ~blocked
-        done = np.zeros(active.size, dtype=bool)
-        if ok.any():
-            r = np.nonzero(ok)[0]
-            ta[r] = z[r]
-            g = _support_gradient(K, b, z[r], Fa[r], active[r])
-            add = ~Fa[r] & (g < -tol * scale[active[r], None])
-            Fa[r] |= add
-            done[r] = ~add.any(1)
-        theta[active], F[active] = ta, Fa
-        active = active[~done]
-    # Weights at the jitter's scale are rounding, not neighbours: a query equal to a candidate
-    # must interpolate that candidate alone. Zeroing them moves the KKT residual by ≤ tol.
-    theta[theta <= tol * theta.max(1, keepdims=True, initial=0.0)] = 0.0
-    _warn_unconverged(active.size, n, max_iter)
-    return theta
-
-
-def _solve_prune(K, b, tol):
-    """The original authors' prune-only rule, batched (see the module docstring)."""
-    n, k = b.shape
-    theta = np.zeros_like(b)
-    F = b > tol
-    active = np.arange(n)
-    for _ in range(k + 1):
-        if active.size == 0:
-            break
-        z = _masked_solve(K, b, F[active], active)
-        theta[active] = z
-        negative = (F[active] & (z < 0)).any(1)
-        F[active] &= z > tol
-        active = active[negative]
-    theta[theta < tol] = 0.0
-    # A candidate identical to the query (K = 1) takes its kernel value; the rest get 0.
-    hit = b > 1 - tol
-    rows = hit.any(1)
-    theta[rows] = np.where(hit[rows], b[rows], 0.0)
-    return theta
-
-
-def _numba_module():
-    if os.environ.get("DEEPNNK_NO_NUMBA", "") not in ("", "0"):
-        return None
-    try:
-        from . import _solver_numba
-    except ImportError:
-        return None
-    return _solver_numba
-
-
-def solve_nnk(
-    K_SS,
-    k_Sq,
-    method: str = "exact",
-    tol: float = 1e-10,
-    max_iter: int | None = None,
-    engine: str = "auto",
-):
+def solve_nnk(K_SS, k_Sq, method: str = "exact", tol: float = 1e-10, max_iter: int | None = None):
     """NNK weights for a batch of queries: argmin_{θ≥0} ½θᵀK_SSθ − k_Sqᵀθ, row by row.
 
     Parameters
     ----------
-    K_SS : ``[B, k, k]`` kernel among each query's candidates (symmetric PSD, diagonal > 0).
+    K_SS : ``[B, k, k]`` kernel among each query's candidates: symmetric (to ``SYMMETRY_RTOL``
+        relative to its largest entry, else ValueError) and positive semi-definite.
     k_Sq : ``[B, k]`` kernel between each query and its candidates.
     method : "exact" (KKT-exact active set) or "prune" (the original authors' rule).
     tol : "exact": a candidate joins the support when its gradient is below −tol·max(k_Sq), and
-        weights ≤ tol·max(θ) are zeroed at the end; "prune": weights ≤ tol are pruned.
+        weights ≤ tol·max(θ) are zeroed at the end; "prune": candidates with k_Sq ≤ tol are never
+        used, weights ≤ tol are pruned, and k_Sq,j > K_jj·(1 − tol) marks candidate j as the query.
     max_iter : iteration cap per query for "exact" (default 20·k + 10); unconverged rows warn.
-    engine : "numba" (compiled per-query loops over the batch in parallel; the default when numba
-        is installed), "numpy" (batched LAPACK calls), or "auto". Both give the same θ up to
-        rounding; ``DEEPNNK_NO_NUMBA=1`` forces numpy.
 
     Returns
     -------
     θ ``[B, k]`` ≥ 0 — numpy in, numpy out (float64); torch in, torch out (input dtype/device).
-    A single problem ``[k, k]``, ``[k]`` is accepted too and gives ``[k]``.
+    A single problem ``[k, k]``, ``[k]`` is accepted too and gives ``[k]``. Inputs of any float
+    dtype are solved in float64.
     """
-    K, b, torch_in, meta, squeeze = _as_batch(K_SS, k_Sq)
     if method not in ("exact", "prune"):
         raise ValueError(f"method must be 'exact' or 'prune', got {method!r}.")
-    if engine not in ("auto", "numba", "numpy"):
-        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}.")
-    nb = _numba_module() if engine in ("auto", "numba") else None
-    if engine == "numba" and nb is None:
-        raise ImportError("engine='numba' needs numba: pip install numba (or use engine='numpy').")
-    iters = max_iter or 20 * K.shape[1] + 10
-    if nb is not None:
-        K = np.ascontiguousarray(K)
-        b = np.ascontiguousarray(b)
-        # Threads cost more than they save on a few small problems.
-        parallel = K.shape[0] * K.shape[1] ** 2 >= 20_000
-        if method == "exact":
-            run = nb.solve_exact if parallel else nb.solve_exact_serial
-            theta, ok = run(K, b, float(tol), int(iters), JITTER, MAX_ADD)
-            _warn_unconverged(int((~ok).sum()), len(ok), iters)
-            _own_copies(K, b, theta)
-        else:
-            run = nb.solve_prune if parallel else nb.solve_prune_serial
-            theta = run(K, b, float(tol), JITTER)
-        return _restore(theta, torch_in, meta, squeeze)
+    K, b, torch_in, meta, squeeze = _as_batch(K_SS, k_Sq)
+    parallel = K.size >= _PARALLEL_MIN
     if method == "exact":
-        solve = lambda sl: _solve_exact(K[sl], b[sl], tol, iters)  # noqa: E731
-    else:
-        solve = lambda sl: _solve_prune(K[sl], b[sl], tol)  # noqa: E731
-    # Chunks keep each iteration's temporaries in cache.
-    n = K.shape[0]
-    slices = [slice(i, i + CHUNK) for i in range(0, n, CHUNK)]
-    if len(slices) == 1 or _THREADS == 1:
-        parts = [solve(sl) for sl in slices]
-    else:
-        parts = list(_pool().map(solve, slices))
-    theta = np.concatenate(parts)
-    if method == "exact":
+        iters = max_iter or 20 * K.shape[1] + 10
+        run = _nb.solve_exact if parallel else _nb.solve_exact_serial
+        theta, ok = run(K, b, float(tol), int(iters), JITTER, MAX_ADD)
+        _warn_unconverged(int((~ok).sum()), len(ok), iters)
         _own_copies(K, b, theta)
+    else:
+        run = _nb.solve_prune if parallel else _nb.solve_prune_serial
+        theta = run(K, b, float(tol), JITTER)
     return _restore(theta, torch_in, meta, squeeze)
 
 
@@ -307,8 +163,8 @@ def _own_copies(K, b, theta, rel_tol: float = 1e-12) -> None:
     diag = np.einsum("nii->ni", K)
     near = np.abs(diag - b) <= rel_tol * np.maximum(np.abs(b).max(1, keepdims=True), 1e-300)
     candidates = np.nonzero(near.any(1))[0]
-    for start in range(0, len(candidates), CHUNK):
-        sl = candidates[start : start + CHUNK]
+    for start in range(0, len(candidates), _COPY_CHUNK):  # bounds the [chunk, k, k] temporary
+        sl = candidates[start : start + _COPY_CHUNK]
         Kc, bc = K[sl], b[sl]
         gap = np.abs(Kc - bc[:, :, None]).max(1)  # [n, k]: max_l |K_lj − b_l| per column j
         scale = np.maximum(np.abs(bc).max(1, keepdims=True), 1e-300)
@@ -341,7 +197,7 @@ def kkt_residual(K_SS, k_Sq, theta):
     if is_torch(theta):
         theta = theta.detach().cpu().numpy()
     t = np.asarray(theta, dtype=np.float64).reshape(b.shape)
-    g = _gradient(K, t, b)
+    g = np.einsum("nij,nj->ni", K, t) - b
     diag = np.einsum("nii->ni", K)
     r = np.abs(np.minimum(diag * t, g)).max(1) / np.maximum(np.abs(b).max(1), 1e-300)
     if squeeze:
