@@ -23,11 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def _child(what: str, n: int, d: int, k: int, features: str | None, engine: str) -> None:
-    import os
-
-    if engine == "numpy":
-        os.environ["DEEPNNK_NO_NUMBA"] = "1"
+def _child(what: str, n: int, d: int, k: int, features: str | None) -> None:
     sys.path.insert(0, str(HERE))
     import numpy as np
     from _instances import load_or_make
@@ -54,12 +50,11 @@ def main(argv=None):
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--features", default=None)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--engine", default="auto", choices=["auto", "numpy"])
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     n = 10_000 if a.quick else a.n
     if a.child:
-        return _child(a.child, n, a.d, a.k, a.features, a.engine)
+        return _child(a.child, n, a.d, a.k, a.features)
     results = {}
     for what in ("search", "loo"):
         cmd = [
@@ -73,18 +68,13 @@ def main(argv=None):
             str(a.d),
             "--k",
             str(a.k),
-            "--engine",
-            a.engine,
         ]
         if a.features:
             cmd += ["--features", a.features]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results[what] = json.loads(out.strip().splitlines()[-1])
     s, l = results["search"], results["loo"]
-    print(
-        f"n={n}, d={a.d}, k={a.k}, {'file ' + a.features if a.features else 'synthetic'}, "
-        f"solver engine {a.engine}"
-    )
+    print(f"n={n}, d={a.d}, k={a.k}, {'file ' + a.features if a.features else 'synthetic'}")
     print(f"{'step':28s} {'seconds':>8s} {'peak GiB':>9s} {'vs search':>10s}")
     print(f"{'brute-force search alone':28s} {s['seconds']:8.2f} {s['peak_gib']:9.2f} {1:10.2f}x")
     print(
