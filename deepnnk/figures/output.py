@@ -1,4 +1,4 @@
-"""Save a figure as PNG + PDF, and show it inline in a notebook."""
+"""Save a figure as PNG + PDF and show it inline; state a claim whose numbers come from the run."""
 
 from __future__ import annotations
 
@@ -38,3 +38,23 @@ def publish(fig, outdir: str | os.PathLike, name: str, dpi: int = 130) -> list[P
     if get_ipython() is not None:
         display(Image(filename=str(paths[0])))
     return paths
+
+
+def state(template: str, metrics: dict) -> str:
+    """Show a sentence of prose rendered from this run's ``metrics`` (Markdown, inline).
+
+    ``template`` names each number by its path, ``"{m[summary][nnk_accuracy]:.1%}"``
+    (:func:`deepnnk.studies.reporting.render_claim`). The output carries the template in its
+    metadata, so a test re-renders it from the saved ``metrics.json``
+    (:func:`deepnnk.studies.reporting.check_claims`). Returns the text."""
+    from deepnnk.studies.reporting import CLAIM_METADATA, render_claim
+
+    text = render_claim(template, metrics)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        return text
+    if get_ipython() is not None:
+        display(Markdown(text), metadata={CLAIM_METADATA: {"template": template}})
+    return text

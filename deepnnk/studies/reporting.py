@@ -67,3 +67,56 @@ def print_summary(folder: str | os.PathLike) -> int:
     for nb, name, shown in rows:
         print(f"{nb:{w0}s}  {name:{w1}s}  {shown}")
     return 0
+
+
+# --------------------------------------------------------------------------- claims
+
+#: Key of the output metadata that carries a claim's template (see :func:`render_claim`).
+CLAIM_METADATA = "deepnnk_claim"
+
+
+def render_claim(template: str, metrics: dict) -> str:
+    """A sentence of prose whose numbers come from ``metrics``: ``template.format(m=metrics)``.
+
+    The template names each number by its path in ``metrics.json``, e.g.
+    ``"LOO-NNK is {m[summary][loo_error]:.3f}, {m[summary][gap]:.1%} below the test error"``,
+    so a profile can only ever quote its own run. ``metrics`` is first converted as
+    :func:`save_metrics` writes it, so the sentence is exactly what the saved file gives.
+    A missing key raises KeyError naming the path."""
+    try:
+        return template.format(m=plain(metrics))
+    except KeyError as err:
+        raise KeyError(
+            f"claim template refers to metrics key {err} that this run did not record; "
+            f"template: {template!r}"
+        ) from None
+
+
+def notebook_claims(notebook: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(template, shown text)`` of every claim displayed in an executed notebook."""
+    nb = json.loads(Path(notebook).read_text())
+    found = []
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get(CLAIM_METADATA)
+            if meta is None:
+                continue
+            text = out.get("data", {}).get("text/markdown", "")
+            found.append((meta["template"], text if isinstance(text, str) else "".join(text)))
+    return found
+
+
+def check_claims(notebook: str | os.PathLike, metrics_path: str | os.PathLike | None = None):
+    """Re-render every claim of an executed notebook from its ``metrics.json``.
+
+    Returns ``(n_claims, mismatches)``, mismatches as ``(template, shown, expected)``: a claim
+    that quotes a number its own run did not produce shows up here."""
+    notebook = Path(notebook)
+    metrics = json.loads(Path(metrics_path or notebook.parent / "metrics.json").read_text())
+    claims = notebook_claims(notebook)
+    bad = []
+    for template, shown in claims:
+        expected = render_claim(template, metrics)
+        if shown != expected:
+            bad.append((template, shown, expected))
+    return len(claims), bad
