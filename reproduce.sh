@@ -73,6 +73,8 @@ fi
 
 export TQDM_DISABLE=${TQDM_DISABLE:-1}
 mkdir -p "$RESULTS/$PROFILE"
+export DEEPNNK_DATA="$(realpath -m "$DATA")" DEEPNNK_RESULTS="$(realpath -m "$RESULTS")"
+export DEEPNNK_CHECKPOINTS="${DEEPNNK_CHECKPOINTS:-$(realpath -m checkpoints)}"
 start=$(date +%s)
 for nb in notebooks/[0-9]*.ipynb; do
   name=$(basename "$nb" .ipynb)
@@ -81,10 +83,14 @@ for nb in notebooks/[0-9]*.ipynb; do
   mkdir -p "$out"
   echo "== $name (profile $PROFILE, weights $WEIGHTS, solver $SOLVER)"
   t0=$(date +%s)
-  "$PY" -m papermill "$nb" "$out/$name.ipynb" -k deepnnk --cwd notebooks \
-    -p profile "$PROFILE" -p data_root "$(realpath -m "$DATA")" \
-    -p results_root "$(realpath -m "$RESULTS")" -p checkpoints_root "$(realpath -m checkpoints)" \
-    -p weights "$WEIGHTS" -p solver "$SOLVER" \
+  # Only the parameters this notebook declares (00 has no weights), and no machine paths: the
+  # folders travel as $DEEPNNK_DATA / $DEEPNNK_RESULTS / $DEEPNNK_CHECKPOINTS (exported above).
+  params=(-p profile "$PROFILE")
+  for p in weights solver; do
+    var=${p^^}
+    if grep -q "\"$p = " "$nb"; then params+=(-p "$p" "${!var}"); fi
+  done
+  "$PY" -m papermill "$nb" "$out/$name.ipynb" -k deepnnk --cwd notebooks "${params[@]}" \
     --log-level WARNING
   echo "   done in $(( $(date +%s) - t0 )) s"
 done

@@ -14,6 +14,43 @@ from deepnnk.cache import atomic_write, plain
 from deepnnk.studies.profiles import PROFILES
 
 
+def repo_root(start: str | os.PathLike | None = None) -> Path | None:
+    """The deepnnk checkout that holds ``start`` (default: the working directory), or None.
+
+    A notebook runs in ``notebooks/`` (JupyterLab, papermill ``--cwd notebooks``); its default
+    folders are the checkout's top-level ``data/``, ``checkpoints/`` and ``results/``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "reproduce.sh").is_file() and (folder / "deepnnk" / "__init__.py").is_file():
+            return folder
+    return None
+
+
+#: The folders a notebook reads and writes: parameter name -> (environment variable, default).
+LOCATIONS = {
+    "data_root": ("DEEPNNK_DATA", "data"),
+    "checkpoints_root": ("DEEPNNK_CHECKPOINTS", "checkpoints"),
+    "results_root": ("DEEPNNK_RESULTS", "results"),
+}
+
+
+def locations(data_root: str = "", checkpoints_root: str = "", results_root: str = ""):
+    """``(data_root, checkpoints_root, results_root)`` as every notebook resolves them.
+
+    Each is the parameter if non-empty, else its environment variable (``$DEEPNNK_DATA``,
+    ``$DEEPNNK_CHECKPOINTS``, ``$DEEPNNK_RESULTS``; ``reproduce.sh`` sets all three), else the
+    folder of that name at the top of the checkout (:func:`repo_root`), else in the working
+    directory. One convention for all notebooks, and no machine path in a parameters cell."""
+    given = {"data_root": data_root, "checkpoints_root": checkpoints_root}
+    given["results_root"] = results_root
+    top = repo_root() or Path.cwd()
+    out = []
+    for name, (env, default) in LOCATIONS.items():
+        value = given[name] or os.environ.get(env) or str(top / default)
+        out.append(str(value))
+    return tuple(out)
+
+
 def results_dir(profile: str, notebook: str, root: str | os.PathLike | None = None) -> Path:
     """``<root>/<profile>/<notebook>/``, created. ``root`` defaults to ``$DEEPNNK_RESULTS`` or
     ``results``."""
