@@ -109,4 +109,10 @@ def run_notebook(name: str, tmp_path: Path, monkeypatch, kernel: str | None = No
         cwd=str(NOTEBOOKS),
         progress_bar=False,
     )
-    return tmp_path / params["profile"] / name
+    out = tmp_path / params["profile"] / name
+    # Every sentence the notebook rendered from its metrics matches the metrics.json it saved.
+    from deepnnk.studies.reporting import check_claims
+
+    _, bad = check_claims(tmp_path / f"{name}.ipynb", out / "metrics.json")
+    assert not bad, f"{name}: prose that differs from its own metrics.json: {bad}"
+    return out
