@@ -5,7 +5,9 @@ The core, importable without data or a network:
 - :func:`cosine_kernel`, :func:`gaussian_kernel` — similarities in [0, 1];
 - :func:`knn` — exact blocked nearest-neighbour search (numpy or torch, CPU or GPU);
 - :func:`solve_nnk`, :func:`kkt_residual` — batched non-negative kernel regression;
-- :class:`NNKClassifier` — scikit-learn estimator with ``explain`` and leave-one-out.
+- :class:`NNKClassifier` — scikit-learn estimator with ``explain`` and leave-one-out;
+- :func:`extract_features` — any layer of any PyTorch model, via forward hooks, cached
+  (imported on first use, so ``import deepnnk`` does not load torch).
 
 CIFAR-10, the paper's CNN, training and the authors' checkpoints live in :mod:`deepnnk.nets`; the
 computation behind each notebook in :mod:`deepnnk.studies`; its figures in :mod:`deepnnk.figures`.
@@ -20,6 +22,7 @@ from .solver import kkt_residual, nnk_objective, solve_nnk
 __version__ = "0.1.0"
 __all__ = [
     "NNKClassifier",
+    "extract_features",
     "NeighbourTable",
     "cosine_kernel",
     "gaussian_kernel",
@@ -32,3 +35,12 @@ __all__ = [
     "solve_nnk",
     "weight_share",
 ]
+
+
+def __getattr__(name: str):
+    # torch is imported only when features are extracted (PEP 562 lazy attribute).
+    if name == "extract_features":
+        from .activations import extract_features
+
+        return extract_features
+    raise AttributeError(f"module 'deepnnk' has no attribute {name!r}")
