@@ -6,13 +6,13 @@ The core, importable without data or a network:
 - :func:`knn` — exact blocked nearest-neighbour search (numpy or torch, CPU or GPU);
 - :func:`solve_nnk`, :func:`kkt_residual` — batched non-negative kernel regression;
 - :class:`NNKClassifier` — scikit-learn estimator with ``explain`` and leave-one-out;
-- :func:`extract_features` — any layer of any PyTorch model, via forward hooks, cached
-  (imported on first use, so ``import deepnnk`` does not load torch).
+- :func:`extract_features` — any layer of any PyTorch model, via forward hooks, cached.
 
 CIFAR-10, the paper's CNN, training and the authors' checkpoints live in :mod:`deepnnk.nets`; the
 computation behind each notebook in :mod:`deepnnk.studies`; its figures in :mod:`deepnnk.figures`.
 """
 
+from .activations import extract_features
 from .classifier import NNKClassifier, interpolate, nnk_residual
 from .explain import NeighbourTable, neighbourhood_table, weight_share
 from .kernels import cosine_kernel, gaussian_kernel
@@ -35,12 +35,3 @@ __all__ = [
     "solve_nnk",
     "weight_share",
 ]
-
-
-def __getattr__(name: str):
-    # torch is imported only when features are extracted (PEP 562 lazy attribute).
-    if name == "extract_features":
-        from .activations import extract_features
-
-        return extract_features
-    raise AttributeError(f"module 'deepnnk' has no attribute {name!r}")
