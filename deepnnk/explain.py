@@ -70,6 +70,31 @@ class NeighbourTable:
         order = keep[np.argsort(-w[keep], kind="stable")]
         return self.index[i, order], w[order], self.classes[self.labels[i, order]]
 
+    def describe(self, rows=None, top: int = 5, class_names=None) -> str:
+        """A printable table: per query its prediction, number of NNK neighbours, residual, and
+        its ``top`` neighbours by weight as ``training row (class) weight``.
+
+        rows: the queries to show (default all); class_names: names of the class values
+        (a sequence indexed by class value, or a dict), default the values themselves."""
+        rows = range(len(self)) if rows is None else np.atleast_1d(rows)
+
+        def name(c):
+            if class_names is None:
+                return str(c)
+            return str(class_names[c.item() if hasattr(c, "item") else c])
+
+        lines = [f"{'query':>5}  {'predicted':<12} {'neighbours':>10} {'residual':>9}  top weights"]
+        for i in rows:
+            idx, w, cls = self.neighbours(int(i))
+            picked = zip(idx[:top], w[:top], cls[:top], strict=True)
+            shown = ", ".join(f"#{r} ({name(c)}) {wt:.2f}" for r, wt, c in picked)
+            more = f", +{len(idx) - top} more" if len(idx) > top else ""
+            res = "-" if np.isnan(self.residual[i]) else f"{self.residual[i]:.3f}"
+            lines.append(
+                f"{int(i):>5}  {name(self.pred[i]):<12} {len(idx):>10} {res:>9}  {shown}{more}"
+            )
+        return "\n".join(lines)
+
     def subset(self, rows) -> NeighbourTable:
         """The table restricted to ``rows`` (an index array or boolean mask)."""
         return NeighbourTable(

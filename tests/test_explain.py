@@ -176,3 +176,26 @@ def test_distribution_figures():
     assert gallery.format_weight(0.4812) == "0.48"
     assert gallery.format_weight(0.0712) == "0.071"
     assert gallery.format_weight(0.0002) == "2e-04"
+
+
+def test_describe_lists_neighbours_by_weight_with_class_names():
+    from deepnnk import NNKClassifier, neighbourhood_table
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] > 0).astype(int)
+    table = neighbourhood_table(NNKClassifier(n_neighbors=8).fit(X, y), X[:4] + 0.05)
+    text = table.describe(rows=[1, 3], top=2, class_names=["neg", "pos"])
+    lines = text.splitlines()
+    assert len(lines) == 3 and lines[0].split()[:4] == [
+        "query",
+        "predicted",
+        "neighbours",
+        "residual",
+    ]
+    for line, i in zip(lines[1:], (1, 3), strict=True):
+        idx, w, cls = table.neighbours(i)
+        fields = line.split()
+        assert int(fields[0]) == i and fields[1] == ["neg", "pos"][table.pred[i]]
+        assert int(fields[2]) == len(idx)
+        assert f"#{idx[0]} ({['neg', 'pos'][cls[0]]}) {w[0]:.2f}" in line
