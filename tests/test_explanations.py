@@ -3,6 +3,10 @@ synthetic data (fast, no CIFAR-10 needed)."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -15,6 +19,8 @@ from synthetic import C, D, K, N, table_data
 
 from deepnnk import NNKClassifier, explain
 from deepnnk.studies import explanations
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_cifar_explanations.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +141,18 @@ def test_explain_queries_and_section_metrics(run):
     assert p["n_queries"] == ev.sum()
     assert p["nnk_accuracy"] == pytest.approx(np.mean(ex.nnk.pred[ev] == q.y_q[ev]))
     near = explanations.nearest_candidate(ex.nnk, ev)
-    assert set(near) == {"is_neighbour", "is_top_neighbour", "mean_weight"}
+    assert set(near) == {
+        "is_neighbour",
+        "is_top_neighbour",
+        "mean_weight",
+        "mean_neighbour_weight",
+        "weight_ratio",
+    }
     assert near["mean_weight"] == pytest.approx(ex.nnk.weights[ev, 0].mean())
+    assert near["mean_neighbour_weight"] == pytest.approx(np.mean(1 / ex.nnk.n_neighbours[ev]))
+    assert near["weight_ratio"] == pytest.approx(
+        near["mean_weight"] / near["mean_neighbour_weight"]
+    )
     picks = explanations.sample_galleries(q, ex, 3, seed=0)
     assert set(picks) == {"correct", "wrong"}
     assert np.all(ev[picks["correct"]]) and np.all(
@@ -190,3 +206,77 @@ def test_query_figures(run):
     fig = figures.nnk_vs_knn(q, ex.nnk, ex.knn, 3, "q")
     assert sum(1 for ax in fig.get_axes() if ax.images) == ex.nnk.n_neighbours[3] + 1 + K + 1
     plt.close(fig)
+
+
+def test_auc():
+    assert explanations.auc([0.9, 0.8, 0.2, 0.1], [True, True, False, False]) == 1.0
+    assert explanations.auc([0.1, 0.2, 0.8, 0.9], [True, True, False, False]) == 0.0
+    assert explanations.auc([0.5, 0.5], [True, False]) == 0.5  # ties count half
+    assert np.isnan(explanations.auc([0.5, 0.6], [True, True]))
+
+
+def test_extra_section_metrics(run):
+    """The numbers the prose of notebook 01 quotes, on the synthetic run."""
+    q, ex = run
+    ev = q.ev
+    quirk = explanations.quirk_effect(q, ex)
+    table = explain.neighbourhood_table(ex.clf, q.F_q[ev], drop_nearest=True)
+    assert quirk["changed_prediction"] == pytest.approx(np.mean(table.pred != ex.nnk.pred[ev]))
+    assert quirk["accuracy"] == pytest.approx(np.mean(ex.nnk.pred[ev] == q.y_q[ev]))
+    assert quirk["quirk_mean_neighbours"] == pytest.approx(table.n_neighbours.mean())
+
+    top = explanations.top_neighbour(q, ex)
+    W = ex.nnk.weights[ev]
+    assert top["mean_weight"] == pytest.approx(W.max(1).mean())
+    assert 0 <= top["near_copy"] <= 1 and top["median_pixel_rms"] > 0
+    assert top["near_copy_rms"] == explanations.NEAR_COPY_RMS
+
+    spread = explanations.weight_spread(q, ex)
+    assert spread["knn_median_neighbours"] == K
+    assert spread["nnk_max_over_min"] >= 1 and spread["knn_max_over_min"] >= 1
+
+    groups = explanations.weight_share_groups(q, ex)
+    sep = explanations.separation(q, ex, groups)
+    assert sep["auc_nnk_share"] == pytest.approx(explanations.auc(*groups["NNK"]), nan_ok=True)
+    assert set(sep) == {"auc_nnk_share", "auc_knn_share", "auc_network_confidence"}
+
+    scores = explanations.disagreement_scores(q, ex)
+    det = explanations.disagreement_details(scores)
+    dis = scores["disagree"]
+    if dis.any() and not dis.all():
+        assert det["auc_low_network_confidence"] == pytest.approx(
+            explanations.auc(1 - scores["net_conf"], dis)
+        )
+        assert det["network_class_among_neighbours"] == pytest.approx(
+            np.mean(scores["share_on_net"][dis] > 0)
+        )
+
+    counts = {5: np.array([3, 4, 5]), 15: np.array([6, 6, 9])}
+    growth = explanations.neighbour_growth(counts)
+    assert growth["k_ratio"] == 3 and growth["mean_ratio"] == pytest.approx(7 / 4)
+    assert growth["kept_fraction_k5"] == pytest.approx(0.8)
+
+    paper = explanations.paper_images(q, ex, [28, 26])
+    over = explanations.paper_overview(paper.records)
+    assert set(over["images"]) == {"img28", "img26"}
+    counts28 = paper.records["28"]["n_neighbours"]
+    assert over["images"]["img28"]["n_neighbours"] == counts28
+    assert over["n_neighbours_min"] <= counts28 <= over["n_neighbours_max"]
+
+
+def test_notebook_answers(run):
+    """Exercise 1: the neighbour counts of section 5 at another k are those of a run at that k.
+    Exercise 3: the answer's predicted_share equals the weight share of section 6."""
+    q, ex = run
+    counts = explanations.neighbour_counts_by_k(q, ex, [5, K], K, "exact")
+    other = explanations.explain_queries(q, 5, "exact")
+    np.testing.assert_array_equal(counts[5], other.nnk.n_neighbours[q.ev])
+
+    nb = json.loads(NOTEBOOK.read_text())
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    answer = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    groups = explanations.weight_share_groups(q, ex)
+    ns = {"ex": ex, "data": q, "groups": groups}
+    exec(answer, ns)
+    np.testing.assert_allclose(ns["share"][q.ev], groups["NNK"][0])
+    np.testing.assert_allclose(ns["predicted_share"](ex.knn)[q.ev], groups["kernel kNN"][0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,32 @@ def test_notebook_01_smoke(tmp_path, monkeypatch, real_data_root):
         "disagreement_confidence",
     ):
         assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file(), name
+    # the numbers the prose quotes (issue 13): each in metrics, each in range
+    fractions = [
+        m["nearest_candidate"]["is_neighbour"],
+        m["nearest_candidate"]["is_top_neighbour"],
+        m["quirk"]["changed_prediction"],
+        m["top_neighbour"]["same_class_as_prediction"],
+        m["top_neighbour"]["near_copy"],
+        *m["separation"].values(),
+        *(v for key, v in m["disagreement"]["detection"].items()),
+    ]
+    assert all(0.0 <= x <= 1.0 for x in fractions), fractions
+    assert m["weight_spread"]["nnk_max_over_min"] > m["weight_spread"]["knn_max_over_min"] >= 1
+    assert m["neighbour_growth"]["k_ratio"] == 3
+    assert set(m["paper_overview"]["images"]) == {"img2595", "img3745", "img374"}
+    assert p["nnk_minus_network_points"] == pytest.approx(
+        100 * (p["nnk_accuracy"] - p["network_accuracy"])
+    )
+    # every run number of the prose is rendered by state (run_notebook re-checks them)
+    executed = json.loads((tmp_path / "01_cifar_explanations.ipynb").read_text())
+    claims = [
+        o
+        for c in executed["cells"]
+        for o in c.get("outputs", [])
+        if "deepnnk_claim" in o.get("metadata", {})
+    ]
+    assert len(claims) >= 12
+    text = "".join("".join(c["source"]) for c in executed["cells"] if c["cell_type"] == "markdown")
+    assert "(00_nnk_geometry.ipynb)" in text and "(02_loo_generalization.ipynb)" in text
+    assert 2 <= text.count("<details><summary>Answer</summary>") <= 3

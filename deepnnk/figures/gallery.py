@@ -1,4 +1,5 @@
-"""Figures for instance explanations: image galleries and distributions.
+"""Figures for instance explanations: image galleries (plain matplotlib) and distributions
+(seaborn, in the book's :mod:`~deepnnk.figures.style`, legends off the data).
 
 A gallery shows the query first, then its neighbours, ``per_row`` panels to a row (7, as in the
 paper), each with a small title. Images are uint8 ``[32, 32, 3]`` RGB (HWC), as
@@ -11,8 +12,10 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import seaborn as sns
 
 from deepnnk.explain import NeighbourTable
+from deepnnk.figures import style
 
 PANEL_INCHES = 1.15  # width of one panel; a row of 7 is about 8 inches
 ROW_INCHES = 1.3  # height of one row of panels, title included
@@ -151,92 +154,111 @@ def stacked_galleries(
 def neighbour_count_histograms(counts: dict[int, np.ndarray]):
     """One histogram of the number of NNK neighbours per k (one integer bin each), with the
     mean marked. ``counts``: {k: ``[n]``}."""
+    style.use()
     ks = sorted(counts)
+    cols = min(len(ks), 3)
+    rows = -(-len(ks) // cols)
     fig, axes = plt.subplots(
-        1, len(ks), figsize=(3.4 * len(ks), 2.8), sharey=True, squeeze=False, layout="constrained"
+        rows,
+        cols,
+        figsize=style.figsize(rows, row_height=2.6),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
     )
-    for ax, k in zip(axes.ravel(), ks, strict=True):
+    for ax, k in zip(axes.ravel(), ks, strict=False):
         c = np.asarray(counts[k])
-        ax.hist(c, bins=np.arange(0.5, k + 1.5), color="C0")
-        ax.axvline(c.mean(), color="C3", ls="--", label=f"mean {c.mean():.1f}")
+        sns.histplot(x=c, bins=np.arange(0.5, k + 1.5), color=style.METHOD_COLOURS["NNK"], ax=ax)
+        ax.axvline(c.mean(), color="0.2", ls="--", lw=1.2, label="mean")
         ax.set_xlim(0, k + 1)
-        ax.set_title(f"k = {k}")
-        ax.set_xlabel("number of NNK neighbours")
-        ax.legend(fontsize=8)
+        ax.set_title(f"k = {k}: mean {c.mean():.1f}")
+        ax.set_xlabel("NNK neighbours")
+        style.integer_ticks(ax)
+    for ax in axes.ravel()[len(ks) :]:
+        ax.set_axis_off()
     axes[0, 0].set_ylabel("test queries")
+    style.legend_outside(fig, "below")
     return fig
 
 
 def share_histograms(groups: dict[str, np.ndarray], xlabel: str, bins: int = 20, ax=None):
-    """Density histograms of values in [0, 1], one step outline per group ({label: values})."""
+    """Density histograms of values in [0, 1], one step outline per group ({label: values}),
+    the legend (with each group's size and mean) to the right of the axes."""
+    style.use()
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3), layout="constrained")
+        _, ax = plt.subplots(figsize=(style.BOOK_WIDTH, 3.0), layout="constrained")
     edges = np.linspace(0, 1, bins + 1)
     for n, (label, x) in enumerate(groups.items()):
-        x = np.asarray(x)
+        x = np.asarray(x, dtype=float)
         if x.size:
-            ax.hist(
-                x,
+            sns.histplot(
+                x=x,
                 bins=edges,
-                density=True,
-                histtype="step",
+                stat="density",
+                element="step",
+                fill=False,
                 lw=1.8,
                 color=f"C{n}",
                 label=f"{label} (n = {x.size}, mean {x.mean():.2f})",
+                ax=ax,
             )
+    ax.set_xlim(0, 1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
-    ax.legend(fontsize=8, loc="upper left")
+    style.legend_outside(ax, "right")
     return ax.figure
 
 
 def share_panels(groups: dict[str, tuple[np.ndarray, np.ndarray]]):
     """Side-by-side :func:`share_histograms` of correct and wrong predictions, one panel per
-    method. ``groups``: {method: (weight share ``[n]``, correct ``[n]`` bool)}."""
+    method, each with its legend below it. ``groups``: {method: (weight share ``[n]``,
+    correct ``[n]`` bool)}."""
+    style.use()
     fig, axes = plt.subplots(
         1,
         len(groups),
-        figsize=(4.5 * len(groups), 3.2),
+        figsize=style.figsize(1, row_height=3.4),
         sharey=True,
         squeeze=False,
         layout="constrained",
     )
     for ax, (name, (share, ok)) in zip(axes.ravel(), groups.items(), strict=True):
         share, ok = np.asarray(share), np.asarray(ok, dtype=bool)
-        share_histograms(
-            {"correct": share[ok], "wrong": share[~ok]},
-            f"{name}: weight share on predicted class",
-            ax=ax,
-        )
+        share_histograms({"correct": share[ok], "wrong": share[~ok]}, "", ax=ax)
+        ax.set_title(name)
+        ax.set_xlabel("weight share on predicted class")
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        style.legend_outside(ax, "below", bbox_to_anchor=(0.5, -0.22), ncol=1)
     return fig
 
 
 def confidence_scatter(confidence, share, disagree, ax=None):
     """The network's softmax confidence against NNK's weight share on its own predicted class,
-    agreeing queries in grey, disagreeing ones in red."""
+    agreeing queries in grey, disagreeing ones in red; the legend to the right."""
+    style.use()
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.2, 3.6), layout="constrained")
+        _, ax = plt.subplots(figsize=(style.BOOK_WIDTH, 3.8), layout="constrained")
     confidence, share, disagree = map(np.asarray, (confidence, share, disagree))
     disagree = disagree.astype(bool)
-    ax.scatter(
-        confidence[~disagree],
-        share[~disagree],
-        s=4,
-        alpha=0.25,
-        color="0.6",
-        label=f"NNK agrees with network (n = {int((~disagree).sum())})",
-    )
-    ax.scatter(
-        confidence[disagree],
-        share[disagree],
-        s=8,
-        alpha=0.8,
-        color="C3",
-        label=f"NNK disagrees (n = {int(disagree.sum())})",
-    )
+    for sel, label, colour, size, alpha in (
+        (~disagree, "NNK agrees with network", "0.6", 8, 0.35),
+        (disagree, "NNK disagrees", "C3", 14, 0.8),
+    ):
+        sns.scatterplot(
+            x=confidence[sel],
+            y=share[sel],
+            s=size,
+            alpha=alpha,
+            color=colour,
+            linewidth=0,
+            label=f"{label} (n = {int(sel.sum())})",
+            ax=ax,
+        )
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
+    ax.set_aspect("equal")
     ax.set_xlabel("network confidence (max softmax)")
-    ax.set_ylabel("NNK weight share on its predicted class")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_ylabel("NNK weight share\non its predicted class")
+    style.legend_outside(ax, "right", markerscale=2)
     return ax.figure

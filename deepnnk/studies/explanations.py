@@ -9,12 +9,14 @@ test predictions of the paper's regularised CNN by their NNK neighbours.
   :class:`Explanations`;
 - one function per section of the notebook, each returning plain data for ``metrics.json``:
   :func:`prediction_metrics`, :func:`paper_reference`, :func:`paper_images`,
-  :func:`nearest_candidate`, :func:`sample_galleries`, :func:`neighbour_counts_by_k`,
-  :func:`weight_share_groups`, :func:`weight_share_metrics`, :func:`disagreement_scores`,
-  :func:`disagreement_cases`, :func:`summary`;
+  :func:`paper_overview`, :func:`nearest_candidate`, :func:`quirk_effect`,
+  :func:`top_neighbour`, :func:`sample_galleries`, :func:`weight_spread`,
+  :func:`neighbour_counts_by_k`, :func:`neighbour_growth`, :func:`weight_share_groups`,
+  :func:`weight_share_metrics`, :func:`separation`, :func:`disagreement_scores`,
+  :func:`disagreement_details`, :func:`disagreement_cases`, :func:`summary`;
 - the building blocks they share with notebooks 03 and 04: :func:`network_proba`,
   :func:`sample_indices`, :func:`prediction_summary`, :func:`query_records`,
-  :func:`disagreement_summary`, :func:`describe`, :func:`split_describe`.
+  :func:`disagreement_summary`, :func:`describe`, :func:`split_describe`, :func:`auc`.
 
 The NNK tables themselves (:class:`~deepnnk.explain.NeighbourTable`,
 :func:`~deepnnk.explain.neighbourhood_table`, :func:`~deepnnk.explain.weight_share`) are the
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from deepnnk.classifier import NNKClassifier
 from deepnnk.explain import NeighbourTable, neighbour_counts, neighbourhood_table, weight_share
@@ -43,14 +46,17 @@ __all__ = [
     "EPOCH",
     "KS",
     "MODEL",
+    "NEAR_COPY_RMS",
     "PAPER_ACCURACY",
     "PAPER_IDS",
     "PROFILES",
     "Explanations",
     "PaperImages",
     "Queries",
+    "auc",
     "describe",
     "disagreement_cases",
+    "disagreement_details",
     "disagreement_scores",
     "disagreement_summary",
     "explain_queries",
@@ -58,19 +64,25 @@ __all__ = [
     "load_queries",
     "nearest_candidate",
     "neighbour_counts_by_k",
+    "neighbour_growth",
     "network_proba",
     "paper_images",
+    "paper_overview",
     "paper_reference",
     "prediction_metrics",
     "prediction_summary",
     "profile",
     "query_records",
+    "quirk_effect",
     "sample_galleries",
     "sample_indices",
+    "separation",
     "split_describe",
     "summary",
+    "top_neighbour",
     "weight_share_groups",
     "weight_share_metrics",
+    "weight_spread",
 ]
 
 # n_train: training images (a seeded subset below 50,000); n_test: test queries in the evaluation
@@ -85,6 +97,9 @@ PAPER_IDS = [2595, 3745, 374]  # the paper's test images, official test order
 KS = [25, 50, 75]  # the k values of the neighbour counts (section 5)
 MODEL, EPOCH = "regularised", 20  # the network explained: the paper's regularised CNN, epoch 20
 PAPER_NEIGHBOURS_K50 = [15, 22]  # the paper's range of NNK neighbours of 50 at epoch 20
+# RMS pixel difference (pixels in [0, 1]) below which a training image counts as a near-copy of
+# the query: about 13 of 255 grey levels per pixel and channel.
+NEAR_COPY_RMS = 0.05
 
 
 def profile(name: str) -> dict:
@@ -198,9 +213,13 @@ def explain_queries(q: Queries, k: int, solver: str) -> Explanations:
 
 
 def prediction_metrics(q: Queries, ex: Explanations) -> dict[str, float]:
-    """:func:`prediction_summary` over the evaluation sample."""
+    """:func:`prediction_summary` over the evaluation sample, with NNK's accuracy minus the
+    network's and minus kernel kNN's, in percentage points."""
     ev = q.ev
-    return prediction_summary(q.y_q[ev], ex.nnk.pred[ev], ex.knn.pred[ev], ex.net_pred[ev])
+    out = prediction_summary(q.y_q[ev], ex.nnk.pred[ev], ex.knn.pred[ev], ex.net_pred[ev])
+    out["nnk_minus_network_points"] = 100 * (out["nnk_accuracy"] - out["network_accuracy"])
+    out["nnk_minus_knn_points"] = 100 * (out["nnk_accuracy"] - out["knn_accuracy"])
+    return out
 
 
 def paper_reference() -> dict:
@@ -238,14 +257,95 @@ def paper_images(q: Queries, ex: Explanations, paper_ids=PAPER_IDS) -> PaperImag
 
 def nearest_candidate(table: NeighbourTable, ev) -> dict[str, float]:
     """How often the nearest candidate (column 0) is an NNK neighbour, the top neighbour, and
-    its mean weight, over the rows ``ev`` of ``table``."""
+    its mean weight, over the rows ``ev`` of ``table``; for scale, the mean weight of an average
+    neighbour (1 / number of neighbours) and the ratio of the two."""
     W = table.weights[ev]  # the nearest candidate is column 0
     nearest = {
         "is_neighbour": W[:, 0] > 0,
         "is_top_neighbour": W.argmax(1) == 0,
         "mean_weight": W[:, 0],
+        "mean_neighbour_weight": 1.0 / np.maximum(table.n_neighbours[ev], 1),
     }
-    return {key: v.mean() for key, v in nearest.items()}
+    out = {key: float(v.mean()) for key, v in nearest.items()}
+    out["weight_ratio"] = out["mean_weight"] / out["mean_neighbour_weight"]
+    return out
+
+
+def quirk_effect(q: Queries, ex: Explanations) -> dict[str, float]:
+    """What the authors' plotting quirk (the nearest candidate dropped, NNK solved on the other
+    k − 1) does over the evaluation sample: how often it changes NNK's prediction, NNK's accuracy
+    with and without it, and the mean number of neighbours with and without it."""
+    ev = q.ev
+    quirk = neighbourhood_table(ex.clf, q.F_q[ev], drop_nearest=True)
+    pred, y = ex.nnk.pred[ev], q.y_q[ev]
+    return {
+        "changed_prediction": float(np.mean(quirk.pred != pred)),
+        "accuracy": float(np.mean(pred == y)),
+        "quirk_accuracy": float(np.mean(quirk.pred == y)),
+        "mean_neighbours": float(ex.nnk.n_neighbours[ev].mean()),
+        "quirk_mean_neighbours": float(quirk.n_neighbours.mean()),
+    }
+
+
+def paper_overview(records: dict[str, dict]) -> dict:
+    """The facts of :func:`paper_images`'s records that the prose quotes, keyed ``"img<id>"``
+    (a claim template cannot name an all-digit key): number of neighbours, NNK's and the
+    network's class, NNK's weight share, the network's confidence, the top neighbour's class and
+    weight; and the fewest and most neighbours over the images."""
+    images = {
+        f"img{tid}": dict(
+            n_neighbours=r["n_neighbours"],
+            nnk_pred=r["nnk_pred"],
+            nnk_share=r["nnk_share"],
+            network_pred=r["network_pred"],
+            network_confidence=r["network_confidence"],
+            top_label=r["neighbours"][0]["label"],
+            top_weight=r["neighbours"][0]["weight"],
+        )
+        for tid, r in records.items()
+    }
+    counts = [r["n_neighbours"] for r in records.values()]
+    return {"images": images, "n_neighbours_min": min(counts), "n_neighbours_max": max(counts)}
+
+
+def top_neighbour(q: Queries, ex: Explanations) -> dict[str, float]:
+    """The top-weight NNK neighbour of each evaluation query: how often its class is NNK's
+    prediction and the true class, its mean weight, the median RMS pixel difference (pixels in
+    [0, 1]) between it and the query, and how often that is below :data:`NEAR_COPY_RMS`."""
+    ev = q.ev
+    W = ex.nnk.weights[ev]
+    top = W.argmax(1)
+    at = np.arange(len(W))
+    label = ex.nnk.classes[ex.nnk.labels[ev][at, top]]
+    rows = ex.nnk.index[ev][at, top]
+    diff = q.q_images[ev].astype(np.float64) - q.train_images[rows].astype(np.float64)
+    rms = np.sqrt(np.mean((diff / 255.0) ** 2, axis=(1, 2, 3)))
+    return {
+        "same_class_as_prediction": float(np.mean(label == ex.nnk.pred[ev])),
+        "same_class_as_truth": float(np.mean(label == q.y_q[ev])),
+        "mean_weight": float(W[at, top].mean()),
+        "median_pixel_rms": float(np.median(rms)),
+        "near_copy": float(np.mean(rms < NEAR_COPY_RMS)),
+        "near_copy_rms": NEAR_COPY_RMS,
+    }
+
+
+def weight_spread(q: Queries, ex: Explanations) -> dict[str, float]:
+    """How uneven the weights of one explanation are, over the evaluation sample: the median
+    (over queries) ratio of the largest to the smallest nonzero weight, for NNK's neighbours
+    and for kernel kNN's k candidates, and the median number of each."""
+
+    def ratio(W):
+        Wp = np.where(W > 0, W, np.inf)
+        return float(np.median(W.max(1) / Wp.min(1)))
+
+    nnk, knn = ex.nnk.weights[q.ev], ex.knn.weights[q.ev]
+    return {
+        "nnk_max_over_min": ratio(nnk),
+        "knn_max_over_min": ratio(knn),
+        "nnk_median_neighbours": float(np.median((nnk > 0).sum(1))),
+        "knn_median_neighbours": float(np.median((knn > 0).sum(1))),
+    }
 
 
 def sample_galleries(q: Queries, ex: Explanations, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -283,6 +383,19 @@ def weight_share_metrics(groups: dict[str, tuple[np.ndarray, np.ndarray]]) -> di
     }
 
 
+def separation(q: Queries, ex: Explanations, groups) -> dict[str, float]:
+    """ROC AUC of each method's confidence for telling its correct predictions from its wrong
+    ones over the evaluation sample (0.5: no better than chance): NNK's and kernel kNN's weight
+    share on their predicted class (``groups`` of :func:`weight_share_groups`), and the
+    network's max softmax for the network's own predictions."""
+    ok_net = (ex.net_pred == q.y_q)[q.ev]
+    return {
+        "auc_nnk_share": auc(*groups["NNK"]),
+        "auc_knn_share": auc(*groups["kernel kNN"]),
+        "auc_network_confidence": auc(ex.net_conf[q.ev], ok_net),
+    }
+
+
 def disagreement_scores(q: Queries, ex: Explanations) -> dict[str, np.ndarray]:
     """Per evaluation query, the arguments of :func:`disagreement_summary`: whether NNK and the
     network disagree, the network's confidence, NNK's weight share on its own and on the
@@ -303,6 +416,36 @@ def disagreement_cases(q: Queries, ex: Explanations, n: int, seed: int) -> np.nd
     return sample_indices(q.ev & (ex.nnk.pred != ex.net_pred), n, seed)
 
 
+def disagreement_details(scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """How well low confidence flags the queries where NNK and the network disagree, from
+    :func:`disagreement_scores`: ROC AUC of 1 − network confidence, of 1 − NNK's weight share
+    and of the residual for disagreement (0.5: chance); and, among disagreements, how often the
+    network's class holds some of NNK's weight and how often it holds at least a quarter."""
+    dis = np.asarray(scores["disagree"], dtype=bool)
+    on_net = np.asarray(scores["share_on_net"])[dis]
+    return {
+        "auc_low_network_confidence": auc(-np.asarray(scores["net_conf"]), dis),
+        "auc_low_nnk_share": auc(-np.asarray(scores["nnk_share"]), dis),
+        "auc_residual": auc(scores["residual"], dis),
+        "network_class_among_neighbours": float(np.mean(on_net > 0)) if dis.any() else np.nan,
+        "network_class_share_over_quarter": float(np.mean(on_net >= 0.25)) if dis.any() else np.nan,
+    }
+
+
+def neighbour_growth(counts: dict[int, np.ndarray]) -> dict[str, float]:
+    """How the number of NNK neighbours grows with k (``counts``: {k: ``[n]``}): the ratio of
+    the largest to the smallest k, the ratio of their mean counts, and per k the mean fraction
+    of the k candidates kept."""
+    ks = sorted(counts)
+    lo, hi = ks[0], ks[-1]
+    out = {
+        "k_ratio": hi / lo,
+        "mean_ratio": float(np.mean(counts[hi]) / np.mean(counts[lo])),
+    }
+    out |= {f"kept_fraction_k{kk}": float(np.mean(counts[kk]) / kk) for kk in ks}
+    return out
+
+
 def summary(metrics: dict, ks, n_train: int) -> dict:
     """The headline numbers of ``metrics``: accuracies, agreement, disagreements, mean number of
     NNK neighbours per k, mean weight share on correct and wrong predictions."""
@@ -315,6 +458,16 @@ def summary(metrics: dict, ks, n_train: int) -> dict:
 
 
 # --------------------------------------------------------------------------- building blocks
+
+
+def auc(score, positive) -> float:
+    """ROC AUC of ``score`` for the ``positive`` (bool) examples against the others: the chance
+    that a random positive scores above a random negative (ties count half); NaN when either
+    group is empty."""
+    positive = np.asarray(positive, dtype=bool)
+    if positive.all() or not positive.any():
+        return float("nan")
+    return float(roc_auc_score(positive, np.asarray(score, dtype=np.float64)))
 
 
 def split_describe(x, correct) -> dict[str, dict[str, float]]:
