@@ -10,12 +10,20 @@ per image, in the classifier's feature space with NNK over the training features
   log2 10 ≈ 3.32: uniform);
 - ``nn_pixel``: the Euclidean distance from the image (pixels/255, 3072 values) to the nearest
   training image, the memorisation check;
-- ``nn_feature``: the Euclidean distance from its feature to the nearest training feature.
+- ``nn_feature``: the Euclidean distance from its feature to the nearest training feature;
+- ``feature_norm``: the Euclidean norm of its feature;
+- ``nn_cosine_distance``: 1 − the cosine similarity of its feature to the cosine-nearest training
+  feature, what NNK's kernel :math:`K = \tfrac12 + \tfrac12\cos` sees (``1 − K`` is half of it):
+  scale-free, unlike ``nn_feature``, which also grows with the feature's norm.
 
 :func:`compare` summarises each score per set and gives the ROC AUC that separates each set from
 the real test images (0.5: indistinguishable by that score). :func:`train_gan` trains (or
-resumes) the DCGAN, :func:`explain_sets` builds the three sets; the figures are in
-:mod:`deepnnk.figures.generative`.
+resumes) the DCGAN, :func:`explain_sets` builds the three sets. :func:`memorisation_report`
+gives the caveats of the pixel-space memorisation check (flat images are near everything), and
+:func:`sample_quality` a Fréchet distance between each set and the training set in the
+classifier's own feature space (:func:`frechet_distance`, numpy only). :func:`reading` turns the
+AUCs into the words the notebook's sentences use, so that no sentence claims a direction its run
+did not measure. The figures are in :mod:`deepnnk.figures.generative`.
 """
 
 from __future__ import annotations
@@ -68,13 +76,23 @@ def run_config(config: dict, sizes: dict) -> dict:
     return {**config, **sizes, "eps_255": EPS_255, "pgd_steps": PGD_STEPS}
 
 
-SCORES = ("n_neighbours", "residual", "entropy", "nn_pixel", "nn_feature")
+SCORES = (
+    "n_neighbours",
+    "residual",
+    "entropy",
+    "nn_pixel",
+    "nn_feature",
+    "feature_norm",
+    "nn_cosine_distance",
+)
 SCORE_LABELS = {
     "n_neighbours": "number of NNK neighbours",
     "residual": "NNK residual",
     "entropy": "entropy of the interpolated label (bits)",
     "nn_pixel": "distance to nearest training image (pixels)",
     "nn_feature": "distance to nearest training feature",
+    "feature_norm": "norm of the feature",
+    "nn_cosine_distance": "1 − cosine to nearest training feature",
 }
 
 
@@ -103,6 +121,21 @@ def nearest_distance(X, X_train) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(np.einsum("ij,ij->i", diff, diff)), idx
 
 
+def unit_rows(X) -> np.ndarray:
+    """Rows of ``X`` scaled to unit Euclidean norm (float32; a zero row stays zero)."""
+    X = np.asarray(X, np.float32)
+    norm = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norm > 0, norm, 1)
+
+
+def nearest_cosine_distance(F, F_train) -> np.ndarray:
+    """``[n]``: 1 − the largest cosine similarity between each row of ``F`` and the rows of
+    ``F_train`` (exact: for unit vectors ‖a − b‖² = 2 − 2 cos, so the Euclidean nearest unit
+    vector is the cosine-nearest one)."""
+    d, _ = nearest_distance(unit_rows(F), unit_rows(F_train))
+    return d**2 / 2
+
+
 def label_entropy(table: NeighbourTable) -> np.ndarray:
     """Entropy in bits ``[n]`` of each query's interpolated label distribution."""
     p = table.proba
@@ -117,7 +150,7 @@ class ImageSet:
 
     scores: {name in :data:`SCORES`: ``[n]``}; net_pred / net_conf ``[n]`` the network's label and
     its softmax probability; nnk: the :class:`~deepnnk.explain.NeighbourTable`; nearest_train
-    ``[n]`` the training row nearest in pixel space.
+    ``[n]`` the training row nearest in pixel space; features ``[n, d]`` the network's features.
     """
 
     name: str
@@ -126,10 +159,11 @@ class ImageSet:
     net_conf: np.ndarray
     nnk: NeighbourTable
     nearest_train: np.ndarray
+    features: np.ndarray | None = None
 
 
 def explain_images(name: str, model, clf, images, train_pixels, train_features) -> ImageSet:
-    """Features (cached), network labels, NNK explanations and the five scores of ``images``.
+    """Features (cached), network labels, NNK explanations and the scores of ``images``.
 
     ``clf`` is a fitted NNK :class:`~deepnnk.NNKClassifier` on ``train_features``;
     ``train_pixels`` are the same training images as :func:`pixels` rows.
@@ -145,8 +179,10 @@ def explain_images(name: str, model, clf, images, train_pixels, train_features) 
         "entropy": label_entropy(table),
         "nn_pixel": d_pix,
         "nn_feature": d_feat,
+        "feature_norm": np.linalg.norm(np.asarray(F, np.float64), axis=1),
+        "nn_cosine_distance": nearest_cosine_distance(F, train_features),
     }
-    return ImageSet(name, scores, proba.argmax(1), proba.max(1), table, near)
+    return ImageSet(name, scores, proba.argmax(1), proba.max(1), table, near, np.asarray(F))
 
 
 def _describe(x) -> dict:
@@ -208,12 +244,18 @@ def format_comparison(comparison: dict) -> str:
     return "\n".join(lines)
 
 
-def summary(comparison: dict, training_seconds: float, ratio: float) -> dict:
+def summary(
+    comparison: dict, training_seconds: float, ratio: float, quality: dict | None = None
+) -> dict:
     """The headline numbers: per set, each score's median, the network's confidence and the AUCs
-    against the real test images; the DCGAN's training time and :func:`nn_pixel_ratio`."""
+    against the real test images; the DCGAN's training time and :func:`nn_pixel_ratio`; and,
+    given :func:`sample_quality`'s output, each set's Fréchet distance to the training features
+    (``fd_<tag>_to_train``)."""
     out = {"dcgan_training_seconds": training_seconds}
+    for name, fd in (quality or {}).get("fd_to_train", {}).items():
+        out[f"fd_{_tag(name)}_to_train"] = fd
     for name, c in comparison.items():
-        tag = name.split()[0].lower().replace("/", "_")
+        tag = _tag(name)
         for key in SCORES:
             out[f"{tag}_{key}_median"] = c[key]["median"]
         out[f"{tag}_network_confidence"] = c["network_confidence"]
@@ -221,6 +263,187 @@ def summary(comparison: dict, training_seconds: float, ratio: float) -> dict:
             out[f"{tag}_auc_vs_real_{key}"] = v
     out["nn_pixel_median_ratio_generated_to_real"] = ratio
     return out
+
+
+#: What an AUC against the real test images says in words, for the notebook's sentences:
+#: (above 0.5 + margin, below 0.5 − margin, in between).
+PHRASES = {
+    "default": ("higher than", "lower than", "about the same as"),
+    "nn_pixel": (
+        "farther from the training images than",
+        "closer to the training images than",
+        "about as far from the training images as",
+    ),
+    "nn_feature": (
+        "farther from the training features than",
+        "closer to the training features than",
+        "about as far from the training features as",
+    ),
+}
+READING_MARGIN = 0.05
+
+
+def phrase(auc: float, key: str = "default", margin: float = READING_MARGIN) -> str:
+    """The words for an AUC of "this set against the real test images", e.g. "higher than"
+    (AUC > 0.5 + margin), "lower than" (< 0.5 − margin) or "about the same as"."""
+    above, below, same = PHRASES.get(key, PHRASES["default"])
+    if auc > 0.5 + margin:
+        return above
+    if auc < 0.5 - margin:
+        return below
+    return same
+
+
+def reading(comparison: dict, margin: float = READING_MARGIN) -> dict:
+    """``{set tag: {score: phrase}}`` for every set with AUCs (tags as in :func:`summary`):
+    the direction each score moves against the real test images, in words (:func:`phrase`)."""
+    out = {}
+    for name, c in comparison.items():
+        if "auc_vs_reference" in c:
+            out[_tag(name)] = {
+                key: phrase(v, key, margin) for key, v in c["auc_vs_reference"].items()
+            }
+    return out
+
+
+def _tag(name: str) -> str:
+    return name.split()[0].lower().replace("/", "_")
+
+
+# --------------------------------------------------------------------------- memorisation
+
+
+def pixel_std(images) -> np.ndarray:
+    """``[n]``: the standard deviation of each image's 3,072 pixel values (pixels/255): near 0
+    for a flat, near-blank image."""
+    return pixels(images).std(axis=1)
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation of ``a`` and ``b`` (average ranks for ties; NaN when one of
+    them is constant)."""
+    ra, rb = _ranks(a), _ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _ranks(x) -> np.ndarray:
+    x = np.asarray(x, float)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=ranks)
+    return (sums / counts)[inv]
+
+
+def memorisation_report(sets: list, images: dict, n_closest: int = 8) -> dict:
+    """The caveats of the pixel-space memorisation check, per set of ``sets`` (:class:`ImageSet`
+    with the ``nn_pixel`` score; ``images``: {set name: its images}).
+
+    Per set: ``nn_pixel_min`` and ``closest_nn_pixel_mean`` (the mean distance of the
+    ``n_closest`` images nearest to the training set, those the figure shows); the median pixel
+    std of those images (``closest_pixel_std_median``) and of all (``pixel_std_median``), and
+    their ratio ``closest_std_ratio`` (well below 1: the closest pairs are flat images);
+    ``spearman_std_nn_pixel``, the rank correlation between an image's pixel std and its distance
+    to the nearest training image (positive: flatter images are nearer the training set).
+    """
+    out = {"n_closest": n_closest}
+    for s in sets:
+        d = np.asarray(s.scores["nn_pixel"], float)
+        std = pixel_std(images[s.name])
+        closest = np.argsort(d, kind="stable")[:n_closest]
+        typical = float(np.median(std))
+        out[s.name] = {
+            "nn_pixel_min": float(d.min()),
+            "closest_nn_pixel_mean": float(d[closest].mean()),
+            "closest_pixel_std_median": float(np.median(std[closest])),
+            "pixel_std_median": typical,
+            "closest_std_ratio": float(np.median(std[closest]) / typical) if typical else None,
+            "spearman_std_nn_pixel": spearman(std, d),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- sample quality
+
+
+def gaussian_moments(X) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``[d]`` and covariance ``[d, d]`` (unbiased, float64) of the rows of ``X``."""
+    X = np.asarray(X, np.float64)
+    if X.ndim != 2 or len(X) < 2:
+        raise ValueError(f"need at least two rows [n, d], got shape {X.shape}.")
+    mu = X.mean(axis=0)
+    Xc = X - mu
+    return mu, Xc.T @ Xc / (len(X) - 1)
+
+
+def sqrt_psd(C) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix, by its
+    eigendecomposition (eigenvalues below 0, rounding errors, clipped to 0)."""
+    C = np.asarray(C, np.float64)
+    w, V = np.linalg.eigh((C + C.T) / 2)
+    return (V * np.sqrt(np.clip(w, 0, None))) @ V.T
+
+
+def frechet_distance_gaussians(mu1, C1, mu2, C2) -> float:
+    r"""The Fréchet (2-Wasserstein) distance, squared, between :math:`N(\mu_1, C_1)` and
+    :math:`N(\mu_2, C_2)`:
+
+    .. math:: \lVert\mu_1 - \mu_2\rVert^2 + \operatorname{tr} C_1 + \operatorname{tr} C_2
+              - 2 \operatorname{tr}\big(C_1^{1/2} C_2 C_1^{1/2}\big)^{1/2}.
+
+    :math:`C_1 C_2` is similar to the symmetric :math:`C_1^{1/2} C_2 C_1^{1/2}`, so the trace of
+    its square root is the sum of the square roots of the latter's eigenvalues: numpy only, and
+    no complex parts from a non-symmetric square root. Exact for rank-deficient covariances.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    C1, C2 = np.asarray(C1, np.float64), np.asarray(C2, np.float64)
+    S1 = sqrt_psd(C1)
+    M = S1 @ C2 @ S1
+    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((M + M.T) / 2), 0, None)).sum()
+    diff = mu1 - mu2
+    fd = diff @ diff + np.trace(C1) + np.trace(C2) - 2 * tr_sqrt
+    return float(max(fd, 0.0))
+
+
+def frechet_distance(X1, X2) -> float:
+    """:func:`frechet_distance_gaussians` between the Gaussians fitted to the rows of ``X1`` and
+    of ``X2`` (as FID does, on whatever features the rows are)."""
+    return frechet_distance_gaussians(*gaussian_moments(X1), *gaussian_moments(X2))
+
+
+def sample_quality(sets: list, train_features, reference: str = "real test") -> dict:
+    """Fréchet distance in the classifier's feature space (the ``d``-dimensional features NNK
+    uses) from each set to the training features, and from each other set to ``reference``.
+
+    Every set has the same number of images, so their finite-sample biases match; the training
+    side is the whole NNK database. ``fd_to_train`` {set name: FD}, ``fd_to_reference``
+    {set name: FD}, ``fd_ratio_to_reference`` {set name: FD to train / the reference set's}, and
+    the sizes. Not an FID: the features are the classifier's, not Inception's.
+    """
+    sizes = {len(s.features) for s in sets}
+    if len(sizes) != 1:
+        raise ValueError(f"sets of unequal sizes {sorted(sizes)}: the FDs would not compare.")
+    train = gaussian_moments(train_features)
+    by_name = {s.name: s for s in sets}
+    ref = gaussian_moments(by_name[reference].features)
+    fd_train, fd_ref = {}, {}
+    for s in sets:
+        moments = gaussian_moments(s.features)
+        fd_train[s.name] = frechet_distance_gaussians(*moments, *train)
+        if s.name != reference:
+            fd_ref[s.name] = frechet_distance_gaussians(*moments, *ref)
+    base = fd_train[reference]
+    return {
+        "fd_to_train": fd_train,
+        "fd_to_reference": fd_ref,
+        "fd_ratio_to_reference": {k: v / base if base else None for k, v in fd_train.items()},
+        "n_per_set": sizes.pop(),
+        "n_train": len(train_features),
+        "dimension": int(np.shape(train_features)[1]),
+    }
 
 
 # --------------------------------------------------------------------------- the DCGAN
@@ -241,8 +464,10 @@ def train_gan(x_train, sizes: dict, checkpoints_root, seed: int):
     config = dcgan.GANConfig(width=sizes["gan_width"], n_train=sizes["gan_n_train"], seed=seed)
     folder = gan_dir(checkpoints_root, config, seed)
     t0 = time.time()
+    # progress=False: no bar and no per-epoch line (they name the checkpoint folder); the same
+    # training, whose per-epoch numbers are in the returned history.
     generator, history = dcgan.train_dcgan(
-        x_train, folder, epochs=sizes["gan_epochs"], config=config
+        x_train, folder, epochs=sizes["gan_epochs"], config=config, progress=False
     )
     g_ref, d_ref = dcgan.build_dcgan(config)
     metrics = {
@@ -272,13 +497,15 @@ class Sets:
 
     train_ids ``[n_train]`` the training images in NNK's database, train_images those images;
     images: {set name: the images as explained (uint8 HWC, or float NCHW for the adversarial)};
-    sets: their :class:`ImageSet`, in the order generated, real test, adversarial.
+    sets: their :class:`ImageSet`, in the order generated, real test, adversarial;
+    train_features ``[n_train, d]`` the network's features of the training images.
     """
 
     train_ids: np.ndarray
     train_images: np.ndarray
     images: dict
     sets: list
+    train_features: np.ndarray | None = None
 
 
 def load_classifier(weights: str, data_root=None, checkpoints_root=None):
@@ -305,7 +532,7 @@ def explain_sets(model, generated, data, sizes: dict, *, k: int, solver: str, se
     )
     inputs = {"generated": generated, "real test": q_images, f"PGD {EPS_255}/255": adv_images}
     sets = [explain_images(n, model, clf, im, P_train, F_train) for n, im in inputs.items()]
-    return Sets(train_ids, train_images, inputs, sets)
+    return Sets(train_ids, train_images, inputs, sets, np.asarray(F_train))
 
 
 def gallery_picks(n_images: int, n_show: int, seed: int) -> np.ndarray:
