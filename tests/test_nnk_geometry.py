@@ -317,3 +317,179 @@ def test_profiles():
         assert set(study.profile(name)) == set(smoke)
     with pytest.raises(ValueError, match="profile"):
         study.profile("huge")
+
+
+# --------------------------------------------------------------------------- the solver, by hand
+
+
+def _random_problem(rng, k: int, d: int):
+    Z = rng.normal(size=(d, k))
+    zq = rng.normal(size=d)
+    return Z.T @ Z, Z.T @ zq
+
+
+def test_nnk_by_hand_matches_solve_nnk_on_random_problems():
+    from deepnnk import kkt_residual, nnk_objective, solve_nnk
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        k = int(rng.integers(1, 16))
+        K, b = _random_problem(rng, k, d=k + 3)  # full rank: the optimum is unique
+        hand, pkg = study.nnk_by_hand(K, b), solve_nnk(K, b)
+        assert (hand >= 0).all()
+        assert kkt_residual(K, b, hand) <= 1e-9
+        np.testing.assert_allclose(hand, pkg, atol=1e-6)
+        assert nnk_objective(K, b, hand) <= nnk_objective(K, b, pkg) + 1e-9
+
+
+def test_nnk_by_hand_on_degenerate_problems():
+    from deepnnk import kkt_residual, nnk_objective, solve_nnk
+
+    rng = np.random.default_rng(1)
+    # Rank-deficient Gram matrices (k candidates in d < k dimensions) and a duplicated candidate:
+    # the weights need not be unique, the optimal value is.
+    for _ in range(100):
+        k = int(rng.integers(3, 12))
+        K, b = _random_problem(rng, k, d=int(rng.integers(1, k)))
+        hand, pkg = study.nnk_by_hand(K, b), solve_nnk(K, b)
+        assert (hand >= 0).all() and kkt_residual(K, b, hand) <= 1e-9
+        scale = max(abs(float(nnk_objective(K, b, pkg)[0])), 1e-12)
+        assert abs(nnk_objective(K, b, hand) - nnk_objective(K, b, pkg))[0] <= 1e-9 * scale + 1e-12
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [2.0, 2.0]])  # rows 1 and 2 coincide
+    q = np.array([0.6, 0.5])
+    K = np.exp(-((X[:, None] - X[None]) ** 2).sum(2))
+    b = np.exp(-((X - q) ** 2).sum(1))
+    hand = study.nnk_by_hand(K, b)
+    assert kkt_residual(K, b, hand) <= 1e-9
+    assert (hand[1] == 0) or (hand[2] == 0)  # one copy suffices
+    # The query is one of the candidates: all the weight on that candidate.
+    hand = study.nnk_by_hand(K, K[0])
+    np.testing.assert_allclose(hand, [1.0, 0.0, 0.0, 0.0], atol=1e-12)
+
+
+def test_nnk_by_hand_is_short():
+    import inspect
+
+    src = inspect.getsource(study.nnk_by_hand).splitlines()
+    body = [ln for ln in src[2:] if ln.strip() and not ln.strip().startswith("#")]
+    assert src[1].strip().startswith('"""') and src[1].strip().endswith('"""')
+    assert len(body) <= 16, len(body)  # the "15-line solver" of the notebook
+
+
+def test_hand_vs_package_on_classifier_problems(moons):
+    clf = NNKClassifier(8, kernel="gaussian").fit(moons.X_train, moons.y_train)
+    K_SS, k_Sq = study.candidate_problems(clf, moons.X_test)
+    assert K_SS.shape == (80, 8, 8) and k_Sq.shape == (80, 8)
+    _, w, _ = clf.explain(moons.X_test)
+    from deepnnk import solve_nnk
+
+    theta = solve_nnk(K_SS, k_Sq)
+    np.testing.assert_allclose(theta / theta.sum(1, keepdims=True), w, atol=1e-12)
+    r = study.hand_vs_package(K_SS, k_Sq)
+    assert r["n_problems"] == 80 and r["same_support"] == 1.0
+    assert r["max_abs_theta_diff"] <= 1e-6 and r["max_kkt_hand"] <= 1e-9
+
+
+def test_show_source_is_the_function():
+    import inspect
+
+    text = draw.show_source(study.nnk_by_hand)
+    assert text.startswith("```python\n") and text.endswith("\n```")
+    assert inspect.getsource(study.nnk_by_hand).rstrip() in text
+
+
+# --------------------------------------------------------------------------- the cosine kernel
+
+
+def test_cosine_problems_match_the_kernel():
+    from deepnnk import cosine_kernel
+
+    rng = np.random.default_rng(2)
+    q, C = rng.normal(size=(3, 2)), rng.normal(size=(3, 5, 2))
+    K_SS, k_Sq = study.cosine_problems(q, C)
+    for i in range(3):
+        np.testing.assert_allclose(K_SS[i], cosine_kernel(C[i], C[i]), atol=1e-12)
+        np.testing.assert_allclose(k_Sq[i], cosine_kernel(C[i], q[i : i + 1])[:, 0], atol=1e-12)
+
+
+def test_angular_brackets_by_hand():
+    q = np.array([[1.0, 1.0]])  # direction 45°
+    angles = np.deg2rad([10, 40, 44, 50, 80])
+    C = (
+        np.stack([np.cos(angles), np.sin(angles)], 1)[None]
+        * np.array([1, 3, 2, 5, 1])[None, :, None]
+    )
+    np.testing.assert_array_equal(study.angular_brackets(q, C)[0], [0, 0, 1, 1, 0])
+    one_side = C[:, :3]  # all below 45°: only the nearest one
+    np.testing.assert_array_equal(study.angular_brackets(q, one_side)[0], [0, 0, 1])
+
+
+def test_ray_kri_check(moons):
+    moved = study.shifted(moons)
+    np.testing.assert_allclose(moved.X_train - moons.X_train, [study.COSINE_SHIFT] * 120)
+    clf = NNKClassifier(6, kernel="cosine").fit(moved.X_train, moved.y_train)
+    C, _ = study.batch_neighbourhoods(clf, moved.X_test)
+    ok, n = study.ray_kri_check(moved.X_test, C)
+    assert ok and n >= 0.99 * 80 * 15
+    # By hand: query at 45°; candidates at 40° and 50° straddle it (both kept), at 30° and 40°
+    # the farther one lies behind the nearer one's ray (dropped).
+    from deepnnk import solve_nnk
+
+    q = np.array([[1.0, 1.0]])
+    for degrees, both in (([40, 50], True), ([30, 40], False)):
+        a = np.deg2rad(degrees)
+        C2 = np.stack([np.cos(a), np.sin(a)], 1)[None] * np.array([[[2.0], [0.5]]])
+        K_SS, k_Sq = study.cosine_problems(q, C2)
+        assert (solve_nnk(K_SS, k_Sq)[0] > 0).all() == both
+        assert study.ray_kri_check(q, C2) == (True, 1)
+
+
+def test_cosine_bridge(moons):
+    c = study.cosine_bridge(moons, 8)
+    assert c["in_first_quadrant"] and c["ray_kri_matches_solver"]
+    # Translation does not move the Gaussian kernel; the cosine kernel keeps at most about two.
+    assert c["gaussian_test_error"] == c["gaussian_test_error_unshifted"]
+    assert 1 <= c["cosine_mean_selected"] <= 2.5 < c["gaussian_mean_selected"]
+    assert 0.5 <= c["cosine_is_angular_brackets"] <= 1
+    assert c["exception_objective_gap"] <= 1e-9
+    assert 0 < c["median_kernel_spread"] < 0.05
+
+
+def test_cosine_bridge_figure(moons):
+    moved = study.shifted(moons)
+    q = np.asarray(study.QUERIES["moons"]) + study.COSINE_SHIFT
+    g = study.fit_neighbourhood(moved, 8, q)
+    c = study.fit_neighbourhood(moved, 8, q, kernel="cosine")
+    assert c.kept.sum() <= 2
+    fig = draw.cosine_bridge_figure(moved, g, c)
+    assert len(fig.axes) == 2 and fig.get_size_inches()[0] <= 7.01
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def test_summaries_for_the_prose():
+    curve = {
+        "k": [2, 5, 9],
+        "nnk": [0.1, 0.2, 0.15],
+        "knn": [0.3, 0.1, 0.2],
+        "nnk_selected": [1.5, 2.5, 3.0],
+    }
+    s = study.loo_summary(curve)
+    assert s["k_largest"] == 9 and s["nnk_at_largest"] == 0.15 and s["knn_at_largest"] == 0.2
+    assert s["nnk_spread"] == pytest.approx(0.1) and s["knn_spread"] == pytest.approx(0.2)
+    P = np.array([[0.0, 0.5], [0.95, 0.2]])
+    assert study.field_sharpness({"a": (None, None, P)}) == {"a": 0.5}
+    hist = {"epoch": [0, 3], "test_error": [0.5, 0.1]}
+    assert study.first_last(hist) == {
+        "epoch_first": 0,
+        "epoch_last": 3,
+        "test_error_first": 0.5,
+        "test_error_last": 0.1,
+    }
+
+
+def test_epoch_ticks_are_integers():
+    assert draw.epoch_ticks([0, 1, 20]) == [0, 1, 20]
+    assert draw.epoch_ticks([0, 1, 2, 4, 9, 20, 42, 89, 189, 400]) == [0, 1, 10, 100, 400]
+    assert draw.epoch_ticks([0, 1, 3, 7, 17, 45, 116, 300]) == [0, 1, 10, 100, 300]

@@ -25,6 +25,7 @@ FIGURES = (
     "05_network_polytopes",
     "06_agreement_and_training",
     "07_k_sweep",
+    "08_cosine_bridge",
 )
 
 
@@ -100,7 +101,44 @@ def test_notebook_00_smoke(tmp_path, monkeypatch):
     # A trained network beats chance on the moons.
     assert ep["test_error"][-1] < 0.3
 
-    assert all(1 <= v <= int(k) for k, v in m["k_sweep"].items())
+    sw = m["k_sweep"]
+    assert sw["k"] == sorted({3, m["k"], 3 * m["k"]}) and len(sw["selected"]) == len(sw["k"])
+    assert all(1 <= v <= kk for kk, v in zip(sw["k"], sw["selected"], strict=True))
+    assert (sw["k_largest"], sw["selected_largest"]) == (sw["k"][-1], sw["selected"][-1])
+
+    # The 15-line solver agrees with the package's on every test query of both data sets.
+    for name in ("moons", "blobs"):
+        h = m["hand_solver"][name]
+        assert h["n_problems"] == m["sizes"]["n_test"] and h["same_support"] == 1.0
+        assert h["max_abs_theta_diff"] <= 1e-6
+        assert h["max_kkt_hand"] <= 1e-9 and h["max_kkt_package"] <= 1e-9
+
+    # The cosine bridge: rays from the origin are the two-candidate KRI; the cosine kernel keeps
+    # about two neighbours in the plane, fewer than the Gaussian; moving the data changes nothing
+    # for the Gaussian kernel.
+    c = m["cosine"]
+    assert c["k"] == m["k"] and c["in_first_quadrant"] and c["ray_kri_matches_solver"]
+    assert c["ray_pairs_checked"] >= 0.99 * m["sizes"]["n_test"] * m["k"] * (m["k"] - 1) / 2
+    assert 1 <= c["cosine_mean_selected"] <= 2.5 < c["gaussian_mean_selected"] <= m["k"]
+    assert c["gaussian_test_error"] == c["gaussian_test_error_unshifted"]
+    assert 0.5 <= c["cosine_is_angular_brackets"] <= 1 and c["exception_objective_gap"] <= 1e-9
+    assert 0 < c["median_kernel_spread"] < 0.05
+    for key in ("gaussian_test_error", "cosine_test_error", "cosine_test_error_unshifted"):
+        assert _in_unit(c[key]), key
+
+    # What the prose quotes.
+    for name in ("moons", "blobs"):
+        ls = m["loo_summary"][name]
+        assert (
+            ls["k_largest"] == m["sizes"]["ks"][-1]
+            and ls["nnk_at_largest"] == m["loo"][name]["nnk"][-1]
+        )
+        assert ls["nnk_spread"] >= 0 and ls["knn_spread"] >= 0
+    assert set(m["field"]["undecided"]) == {"NNK", "kernel kNN"}
+    assert all(_in_unit(v) for v in m["field"]["undecided"].values())
+    assert _in_unit(m["agreement"]["loo_nnk_input"])
+    es = m["epochs_summary"]
+    assert es["epoch_first"] == 0 and es["test_error_last"] == ep["test_error"][-1]
     s = m["summary"]
     assert s["pairwise_kri_matches_solver"] is True and s["n_regions"] == ep["n_regions"][-1]
     for key in (
@@ -113,4 +151,19 @@ def test_notebook_00_smoke(tmp_path, monkeypatch):
         "agreement_nnk_features",
     ):
         assert _in_unit(s[key]), key
+    assert s["hand_solver_max_theta_diff"] <= 1e-6
+    assert s["cosine_mean_selected"] < s["gaussian_mean_selected"]
     assert m["elapsed_s"] > 0
+
+
+def test_notebook_00_shows_the_hand_solver_and_its_exercises():
+    """The solver the notebook shows is the package function, and the closing cell is the
+    Exercises with folded answers and the link to notebook 01 (read from the notebook itself)."""
+    nb = json.loads(NOTEBOOK.read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    text = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    assert any("draw.show_source(study.nnk_by_hand)" in c for c in code)
+    ex = [t for t in text if t.startswith("## Exercises")]
+    assert len(ex) == 1 and 2 <= ex[0].count("<details><summary>Answer</summary>") <= 3
+    assert "(01_cifar_explanations.ipynb)" in text[-1]
+    assert not any("print(out)" in c or "{out}" in c for c in code)

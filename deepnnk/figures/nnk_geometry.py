@@ -6,9 +6,16 @@
 - fields and curves: :func:`draw_field`, :func:`field_panels`, :func:`loo_figure`;
 - the ReLU network: :func:`draw_regions`, :func:`draw_polytopes`, :func:`region_panel`,
   :func:`polytope_figure` (its linear regions with input and pulled-back NNK polytopes),
-  :func:`agreement_figure` (NNK-on-features vs the network, and the training history);
+  :func:`agreement_figure` (NNK-on-features vs the network, and the training history, on an
+  epoch axis with the integer ticks of :func:`epoch_ticks`);
 - the k sweep :func:`k_sweep_figure` and the ipywidgets :func:`neighbourhood_explorer` it stands
-  in for, built only where :func:`widgets_available`.
+  in for, built only where :func:`widgets_available`;
+- the cosine kernel: :func:`cosine_bridge_figure` (Gaussian KRI lines against the cosine
+  kernel's rays from the origin);
+- :func:`show_source`, a function's source shown as a code block (the solver written out).
+
+Every figure is drawn in the book's style (:mod:`deepnnk.figures.style`): at most
+:data:`~deepnnk.figures.style.BOOK_WIDTH` wide, legends off the data, integer ticks on counts.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.patches import Circle, Polygon
 
+from deepnnk.figures import style
 from deepnnk.nets.geometry import Region
 from deepnnk.studies import nnk_geometry as study
 
@@ -105,23 +113,25 @@ def draw_neighbourhood(
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
 
 
 def neighbourhood_panels(data: dict, nbs: dict, kri: bool = False):
     """One panel per data set (``data[name]`` a :class:`~deepnnk.studies.nnk_geometry.Split`,
     ``nbs[name]`` its query's :class:`~deepnnk.studies.nnk_geometry.Neighbourhood`). Returns the
     figure."""
-    fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 5), squeeze=False)
+    style.use()
+    w = style.BOOK_WIDTH
+    fig, axes = plt.subplots(1, len(data), figsize=(w, w / len(data) + 0.4), squeeze=False)
     for ax, name in zip(axes[0], data, strict=True):
         d, nb = data[name], nbs[name]
         k, m = len(nb.weights), int(nb.kept.sum())
         if kri:
-            title = f"{name}: KRI lines and NNK polytope ({m} of {k} kept)"
+            title = f"{name}: KRI lines, polytope\n({m} of {k} kept)"
         else:
-            title = f"{name}: kNN ball (k={k}) vs NNK neighbours ({m})"
+            title = f"{name}: kNN ball (k={k})\nvs {m} NNK neighbours"
         draw_neighbourhood(ax, d.X_train, d.y_train, nb, kri=kri, title=title)
     fig.tight_layout()
+    style.legend_outside(fig, "below")
     return fig
 
 
@@ -150,7 +160,8 @@ def field_panels(fields: dict, split: study.Split):
     """One P(class 1) field per classifier (``fields[title] = (xx, yy, P)``, from
     :func:`deepnnk.studies.nnk_geometry.proba_fields`), side by side, with ``split``'s training
     data and a shared colour bar. Returns the figure."""
-    fig, axes = plt.subplots(1, len(fields), figsize=(5.2 * len(fields), 4.2), squeeze=False)
+    style.use()
+    fig, axes = plt.subplots(1, len(fields), figsize=(style.BOOK_WIDTH, 2.6), squeeze=False)
     for ax, (title, (xx, yy, P)) in zip(axes[0], fields.items(), strict=True):
         draw_field(ax, xx, yy, P, split.X_train, split.y_train, f"{title}: P(class 1)")
     fig.colorbar(axes[0, 0].collections[0], ax=axes[0].tolist(), shrink=0.8)
@@ -161,10 +172,12 @@ def loo_figure(loo: dict):
     """LOO error against k, NNK vs kNN, one panel per data set (``loo[name]`` from
     :func:`deepnnk.studies.nnk_geometry.loo_curve`), with NNK's mean number of selected
     neighbours on a second axis."""
-    fig, axes = plt.subplots(1, len(loo), figsize=(5.5 * len(loo), 3.8), squeeze=False)
+    style.use()
+    fig, axes = plt.subplots(1, len(loo), figsize=style.figsize(1), squeeze=False)
+    nnk_c, knn_c = style.METHOD_COLOURS["NNK"], style.METHOD_COLOURS["kNN"]
     for ax, (name, c) in zip(axes[0], loo.items(), strict=True):
-        ax.plot(c["k"], c["nnk"], "o-", c="tab:red", label="NNK")
-        ax.plot(c["k"], c["knn"], "s--", c="tab:grey", label="kernel kNN")
+        ax.plot(c["k"], c["nnk"], "o-", c=nnk_c, label="NNK: LOO error")
+        ax.plot(c["k"], c["knn"], "s--", c=knn_c, label="kernel kNN: LOO error")
         ax.set_xscale("log")
         ax.set_xticks(c["k"], [str(k) for k in c["k"]])
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
@@ -172,14 +185,21 @@ def loo_figure(loo: dict):
         ax.set_ylabel("leave-one-out error")
         ax.set_title(name, fontsize=10)
         ax2 = ax.twinx()
-        ax2.plot(c["k"], c["nnk_selected"], ":", c="tab:red", alpha=0.6)
-        ax2.plot(c["k"], c["k"], ":", c="tab:grey", alpha=0.6)
+        ax2.plot(c["k"], c["nnk_selected"], ":", c=nnk_c, label="NNK: neighbours used")
+        ax2.plot(c["k"], c["k"], ":", c=knn_c, label="kNN: neighbours used (= k)")
         ax2.set_yscale("log")
-        ax2.yaxis.set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
+        ax2.set_yticks(c["k"], [str(k) for k in c["k"]])
         ax2.yaxis.set_minor_formatter(plt.NullFormatter())
         ax2.set_ylabel("neighbours used (dotted)")
-        ax.legend(loc="upper left", fontsize=8)
+        ax2.spines["right"].set_visible(True)
     fig.tight_layout()
+    handles, labels = [], []
+    for a in (axes[0, 0], fig.axes[-1]):
+        h, lab = a.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    fig.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False
+    )
     return fig
 
 
@@ -248,7 +268,8 @@ def polytope_figure(regions, boundary, split: study.Split, bounds, probes: list[
     hidden layer, pulled back to the plane (the input polytope outlined for comparison)."""
     n = len(probes) + 1
     rows = (n + 1) // 2
-    fig, axes = plt.subplots(rows, 2, figsize=(12, 4.6 * rows), squeeze=False)
+    style.use()
+    fig, axes = plt.subplots(rows, 2, figsize=(style.BOOK_WIDTH, 3.0 * rows), squeeze=False)
     probes = [{**p, "colour": c} for p, c in zip(probes, PROBE_COLOURS, strict=False)]
     region_panel(
         axes[0, 0],
@@ -258,7 +279,7 @@ def polytope_figure(regions, boundary, split: study.Split, bounds, probes: list[
         bounds,
         probes,
         "input",
-        f"{len(regions)} linear regions, decision boundary,\nNNK polytopes in the input",
+        f"{len(regions)} linear regions, boundary;\nNNK polytopes in the input",
     )
     for ax, p in zip(axes.flat[1:], probes, strict=False):
         qx, qy = p["query"]
@@ -270,9 +291,8 @@ def polytope_figure(regions, boundary, split: study.Split, bounds, probes: list[
             bounds,
             [p],
             "feature",
-            f"query ({qx:.2f}, {qy:.2f}): NNK on the last hidden layer,\n"
-            f"pulled back ({p['feature_selected']} neighbours, "
-            f"{p['feature_pieces']} pieces)",
+            f"query ({qx:.2f}, {qy:.2f}): NNK on features,\n"
+            f"pulled back ({p['feature_selected']} nbrs, {p['feature_pieces']} pieces)",
         )
         draw_polytopes(ax, p["input"][1], "k", fill=False)
     for ax in axes.flat[n:]:
@@ -284,7 +304,8 @@ def polytope_figure(regions, boundary, split: study.Split, bounds, probes: list[
 def agreement_figure(xx, yy, net_labels, nnk_labels, split: study.Split, hist: dict):
     """Left: the network's labels on the grid, with the cells where NNK-on-features disagrees in
     black. Right: regions, LOO-NNK error, test error and disagreement over the snapshots."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    style.use()
+    fig, axes = plt.subplots(1, 2, figsize=(style.BOOK_WIDTH, 3.4))
     ax = axes[0]
     ax.pcolormesh(
         xx,
@@ -311,7 +332,7 @@ def agreement_figure(xx, yy, net_labels, nnk_labels, split: study.Split, hist: d
     _scatter_data(ax, split.X_train, split.y_train, alpha=0.7, s=6)
     ax.set_aspect("equal")
     ax.set_title(
-        f"network labels; black: NNK-on-features disagrees ({dis.mean():.1%})", fontsize=10
+        f"network labels; black: NNK on\nfeatures disagrees ({dis.mean():.1%})", fontsize=10
     )
     ax = axes[1]
     e = np.asarray(hist["epoch"])
@@ -325,14 +346,32 @@ def agreement_figure(xx, yy, net_labels, nnk_labels, split: study.Split, hist: d
         label="NNK vs network disagreement",
     )
     ax.set_xscale("symlog", linthresh=1)
+    ticks = epoch_ticks(e)
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_xlabel("epoch")
     ax.set_ylabel("error / disagreement")
-    ax.legend(loc="center right", fontsize=8)
     ax2 = ax.twinx()
-    ax2.plot(e, hist["n_regions"], "d:", c="tab:green")
-    ax2.set_ylabel("linear regions (green, dotted)", color="tab:green")
+    ax2.plot(e, hist["n_regions"], "d:", c="tab:green", label="linear regions (right axis)")
+    ax2.set_ylabel("linear regions", color="tab:green")
+    ax2.spines["right"].set_visible(True)
+    style.integer_ticks(ax2, "y")
     fig.tight_layout()
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    fig.legend(
+        h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False
+    )
     return fig
+
+
+def epoch_ticks(epochs) -> list[int]:
+    """Integer ticks for a symlog epoch axis: 0, the powers of ten below the last epoch, and the
+    last epoch itself (a power of ten closer than 40% to it on the log scale is left out)."""
+    last = int(max(epochs))
+    ticks = [0] + [10**i for i in range(len(str(last))) if 10**i < last]
+    ticks = [t for t in ticks if t == 0 or np.log10(last / t) > 0.4 or t == 1]
+    return sorted(set(ticks + [last]))
 
 
 # --------------------------------------------------------------------------- k and the query
@@ -342,7 +381,11 @@ def k_sweep_figure(split: study.Split, sweep: dict):
     """The KRI polytope of one query for several k (``sweep[k]`` a neighbourhood, from
     :func:`deepnnk.studies.nnk_geometry.k_sweep`), one panel each, in one view. Returns the
     figure."""
-    fig, axes = plt.subplots(1, len(sweep), figsize=(4 * len(sweep), 4), squeeze=False)
+    style.use()
+    n = len(sweep)
+    fig, axes = plt.subplots(
+        1, n, figsize=(style.BOOK_WIDTH, style.BOOK_WIDTH / n + 0.5), squeeze=False
+    )
     half = 1.3 * max(nb.radius for nb in sweep.values())  # one view for all panels
     for ax, (kk, nb) in zip(axes[0], sweep.items(), strict=True):
         draw_neighbourhood(
@@ -352,10 +395,89 @@ def k_sweep_figure(split: study.Split, sweep: dict):
             nb,
             kri=True,
             half_width=half,
-            title=f"k={kk}: {int(nb.kept.sum())} NNK neighbours",
+            title=f"k={kk}: {int(nb.kept.sum())} kept",
         )
     fig.tight_layout()
+    style.legend_outside(fig, "below")
     return fig
+
+
+# --------------------------------------------------------------------------- the cosine kernel
+
+
+def draw_rays(ax, nb: study.Neighbourhood, title: str, half_width: float) -> None:
+    """A cosine-kernel neighbourhood (``nb`` from a ``kernel="cosine"`` classifier): the query and
+    its candidates, and the line from the origin through each NNK neighbour — the cosine kernel's
+    KRI boundary in the plane — with the wedge between them shaded, when there are two."""
+    q = nb.query
+    view = (q[0] - half_width, q[0] + half_width, q[1] - half_width, q[1] + half_width)
+    far = 4 * float(np.hypot(*q))
+    rays = [np.stack([np.zeros(2), x / np.hypot(*x) * far]) for x in nb.points[nb.kept]]
+    if len(rays) == 2:
+        ax.add_patch(
+            Polygon([[0, 0], rays[0][1], rays[1][1]], fc="gold", ec="none", alpha=0.25, zorder=1)
+        )
+    ax.add_collection(
+        LineCollection(rays, colors="darkgoldenrod", lw=1.0, zorder=2, label="cosine KRI line")
+    )
+    ax.plot(*np.stack([np.zeros(2), q / np.hypot(*q) * far]).T, ls="--", c="k", lw=0.6, zorder=2)
+    D = nb.points[~nb.kept]
+    ax.scatter(*D.T, marker="x", c="grey", s=30, zorder=3, label="discarded, outside")
+    w = nb.weights[nb.kept]
+    segs = [np.stack([q, x]) for x in nb.points[nb.kept]]
+    ax.add_collection(LineCollection(segs, colors="k", lw=0.5 + 5 * w, zorder=4))
+    colours = [CLASS_COLOURS[c % len(CLASS_COLOURS)] for c in nb.labels[nb.kept]]
+    ax.scatter(*nb.points[nb.kept].T, c=colours, s=70, edgecolors="k", zorder=5)
+    ax.scatter(*q, marker="*", c="k", s=220, zorder=6)
+    ax.set_xlim(view[:2])
+    ax.set_ylim(view[2:])
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+
+
+def cosine_bridge_figure(split: study.Split, gauss: study.Neighbourhood, cos: study.Neighbourhood):
+    """One query of the moved moons (``split``, from :func:`deepnnk.studies.nnk_geometry.shifted`)
+    under both kernels, same candidates: left, the Gaussian kernel's KRI lines and polytope;
+    right, the cosine kernel's boundaries, lines through the origin (dashed: the query's own
+    direction). Returns the figure."""
+    style.use()
+    fig, axes = plt.subplots(1, 2, figsize=(style.BOOK_WIDTH, style.BOOK_WIDTH / 2 + 0.4))
+    half = 1.3 * gauss.radius
+    m_g, m_c = int(gauss.kept.sum()), int(cos.kept.sum())
+    draw_neighbourhood(
+        axes[0],
+        split.X_train,
+        split.y_train,
+        gauss,
+        kri=True,
+        half_width=half,
+        title=f"Gaussian kernel: KRI lines\n({m_g} of {len(gauss.weights)} kept)",
+    )
+    _scatter_data(axes[1], split.X_train, split.y_train)
+    draw_rays(
+        axes[1], cos, f"cosine kernel: lines through 0\n({m_c} of {len(cos.weights)} kept)", half
+    )
+    fig.tight_layout()
+    style.legend_outside(fig, "below")
+    return fig
+
+
+def show_source(func) -> str:
+    """Show the source of ``func`` as a Python code block (in a notebook; the text is returned
+    too), so a function the notebook relies on can be read where it is used."""
+    import inspect
+
+    text = f"```python\n{inspect.getsource(func).rstrip()}\n```"
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        return text
+    if get_ipython() is not None:
+        display(Markdown(text))
+    return text
 
 
 def widgets_available() -> bool:

@@ -18,6 +18,13 @@ Everything here works on two-dimensional toy data, so that NNK's geometry can be
   re-exported for the notebook; NNK polytopes of last-hidden-layer features pulled back to the
   input plane (:func:`pulled_back_polytope`, :func:`feature_nnk`, :func:`probe_polytopes`); the
   training history (:func:`epoch_history`);
+- the solver written out, :func:`nnk_by_hand` (a 15-line active-set method), and its comparison
+  with the package's :func:`deepnnk.solve_nnk` on the notebook's queries
+  (:func:`candidate_problems`, :func:`hand_vs_package`);
+- the bridge to the cosine kernel of the CIFAR chapters (:data:`COSINE_SHIFT`,
+  :func:`shifted`, :func:`ray_kri_check`, :func:`angular_brackets`, :func:`cosine_bridge`);
+- summaries the prose quotes: :func:`loo_summary`, :func:`field_sharpness`,
+  :func:`k_sweep_summary`;
 - :func:`headline`, the notebook's summary numbers.
 
 KRI conventions follow :mod:`deepnnk.nets.geometry`: the KRI line of a selected neighbour ``x_j``
@@ -43,7 +50,7 @@ from deepnnk.nets.mlp import hidden_features, network_labels
 from deepnnk.nets.mlp import make_mlp as make_mlp  # for the notebook
 from deepnnk.nets.mlp import snapshot_epochs as snapshot_epochs
 from deepnnk.nets.mlp import train_mlp as train_mlp
-from deepnnk.solver import solve_nnk
+from deepnnk.solver import kkt_residual, nnk_objective, solve_nnk
 from deepnnk.studies.profiles import pick
 
 BLOB_CENTRES = ((-1.6, -0.6), (1.6, -0.6), (0.0, 1.9))
@@ -80,8 +87,11 @@ PROFILES = {
         "ks": [2, 3, 5, 8, 12, 20, 30, 50, 75, 100],
     },
 }
-QUERIES = {"moons": (0.5, 0.25), "blobs": (0.0, 0.4)}  # the query of sections 1, 2 and 7
+QUERIES = {"moons": (0.5, 0.25), "blobs": (0.0, 0.4)}  # the query of sections 1, 2, 7 and 8
 PROBES = [(0.5, 0.25), (-0.8, 0.6), (1.6, -0.3)]  # the queries of section 5
+# Section 8 moves the moons by this much, so that every point lies in the open first quadrant and
+# the cosine kernel (which sees only a point's direction from the origin) can tell them apart.
+COSINE_SHIFT = (2.5, 1.5)
 
 
 def profile(name: str) -> dict:
@@ -282,11 +292,11 @@ def pairwise_kri_check(queries, candidates, rtol: float = 1e-6) -> tuple[bool, i
     return bool((solver_both == geometry_both)[clear].all()), int(clear.sum())
 
 
-def fit_neighbourhood(split: Split, k: int, query) -> Neighbourhood:
-    """The neighbourhood of ``query [2]`` under NNK (Gaussian kernel, ``k`` candidates) fitted on
+def fit_neighbourhood(split: Split, k: int, query, kernel: str = "gaussian") -> Neighbourhood:
+    """The neighbourhood of ``query [2]`` under NNK (``kernel``, ``k`` candidates) fitted on
     ``split``'s training set."""
     return neighbourhood(
-        NNKClassifier(int(k), kernel="gaussian").fit(split.X_train, split.y_train), query
+        NNKClassifier(int(k), kernel=kernel).fit(split.X_train, split.y_train), query
     )
 
 
@@ -336,6 +346,46 @@ def k_sweep(split: Split, query, ks) -> dict:
 def k_sweep_selected(sweep: dict) -> dict:
     """``{k: number of NNK neighbours}`` of a :func:`k_sweep`."""
     return {kk: int(nb.kept.sum()) for kk, nb in sweep.items()}
+
+
+def k_sweep_summary(sweep: dict) -> dict:
+    """A :func:`k_sweep` as plain lists for ``metrics`` (``k``, ``selected``), plus the smallest
+    and largest k and their neighbour counts under names the prose can quote."""
+    sel = k_sweep_selected(sweep)
+    ks = sorted(sel)
+    return {
+        "k": ks,
+        "selected": [sel[kk] for kk in ks],
+        "k_smallest": ks[0],
+        "selected_smallest": sel[ks[0]],
+        "k_largest": ks[-1],
+        "selected_largest": sel[ks[-1]],
+    }
+
+
+def loo_summary(curve: dict) -> dict:
+    """What the prose of section 4 quotes from a :func:`loo_curve`: the errors and NNK's mean
+    neighbours at the smallest and largest k, and how far each method's LOO error moves over all k
+    (max − min)."""
+    nnk, knn_err = np.asarray(curve["nnk"]), np.asarray(curve["knn"])
+    return {
+        "k_smallest": curve["k"][0],
+        "k_largest": curve["k"][-1],
+        "nnk_at_largest": float(nnk[-1]),
+        "knn_at_largest": float(knn_err[-1]),
+        "nnk_selected_at_smallest": float(curve["nnk_selected"][0]),
+        "nnk_selected_at_largest": float(curve["nnk_selected"][-1]),
+        "nnk_spread": float(nnk.max() - nnk.min()),
+        "knn_spread": float(knn_err.max() - knn_err.min()),
+    }
+
+
+def field_sharpness(fields: dict, band: tuple[float, float] = (0.1, 0.9)) -> dict:
+    """For each field of :func:`proba_fields`: the fraction of grid cells where P(class 1) lies
+    strictly inside ``band``, i.e. how much of the plane is a transition zone rather than a
+    confident decision. A smaller fraction means sharper transitions."""
+    lo, hi = band
+    return {title: float(((P > lo) & (P < hi)).mean()) for title, (_, _, P) in fields.items()}
 
 
 # --------------------------------------------------------------------------- the network
@@ -425,6 +475,172 @@ def epoch_history(mlp: nn.Sequential, states: dict, split: Split, bounds, k: int
     return hist
 
 
+# --------------------------------------------------------------------------- the solver, by hand
+
+
+def nnk_by_hand(K, b, tol=1e-10):
+    """argmin_{θ ≥ 0} ½θᵀKθ − bᵀθ (K = K_SS, b = k_Sq, numpy), by Lawson–Hanson's active set."""
+    theta, support = np.zeros(len(b)), np.zeros(len(b), dtype=bool)
+    for _ in range(10 * len(b)):
+        g = np.where(support, np.inf, K @ theta - b)  # the gradient off the support
+        if g.min() >= -tol * b.max():  # no candidate can lower the objective: KKT hold, done
+            break
+        support[np.argmin(g)] = True  # add the candidate whose gradient is most negative
+        while True:  # the unconstrained optimum on the support, kept only if all weights > 0
+            s = np.zeros(len(b))
+            s[support] = np.linalg.lstsq(K[np.ix_(support, support)], b[support], rcond=None)[0]
+            if (s[support] > 0).all():
+                break
+            ratio = np.where(support & (s <= 0), theta / np.maximum(theta - s, 1e-300), np.inf)
+            step = ratio.min()  # walk from θ towards s until a weight hits zero; drop it
+            theta, support = theta + step * (s - theta), support & (ratio > step)
+        theta = s
+    return theta
+
+
+def candidate_problems(clf: NNKClassifier, X):
+    """The NNK problems a fitted Gaussian-kernel ``clf`` solves for queries ``X [n, d]``:
+    ``(K_SS [n, k, k], k_Sq [n, k])``, built as the classifier builds them (k nearest training
+    points, σ = distance to the k-th / 3, float64)."""
+    X = np.asarray(X, dtype=np.float64)
+    sq, idx = knn(X, clf.X_fit_, clf.n_neighbors)
+    k_Sq, K_SS = candidate_kernels(clf.X_fit_, X, idx, sq, "gaussian", gram_dtype="float64")
+    return K_SS, k_Sq
+
+
+def hand_vs_package(K_SS, k_Sq) -> dict:
+    """:func:`nnk_by_hand` against :func:`deepnnk.solve_nnk` on a batch of problems: the largest
+    weight difference, both solvers' largest KKT residual (:func:`deepnnk.kkt_residual`, 0 at the
+    optimum) and the fraction of problems where both choose the same neighbours."""
+    K_SS, k_Sq = np.asarray(K_SS, dtype=np.float64), np.asarray(k_Sq, dtype=np.float64)
+    hand = np.stack([nnk_by_hand(K, b) for K, b in zip(K_SS, k_Sq, strict=True)])
+    pkg = solve_nnk(K_SS, k_Sq)
+    return {
+        "n_problems": len(hand),
+        "max_abs_theta_diff": float(np.abs(hand - pkg).max()),
+        "max_kkt_hand": float(np.max(kkt_residual(K_SS, k_Sq, hand))),
+        "max_kkt_package": float(np.max(kkt_residual(K_SS, k_Sq, pkg))),
+        "same_support": float(((hand > 0) == (pkg > 0)).all(1).mean()),
+    }
+
+
+# --------------------------------------------------------------------------- the cosine kernel
+
+
+def shifted(split: Split, shift=COSINE_SHIFT) -> Split:
+    """``split`` with every point moved by ``shift [2]`` (labels unchanged)."""
+    s = np.asarray(shift, dtype=np.float64)
+    return Split(split.X_train + s, split.y_train, split.X_test + s, split.y_test)
+
+
+def ray_kri_check(queries, candidates, theta_pairs=None) -> tuple[bool, int]:
+    """The two-candidate KRI of the cosine kernel in the plane, against the solver.
+
+    For the cosine kernel a point is only its direction, so (for data in an open half-plane
+    through the origin) the KRI line of a neighbour ``x_j`` becomes the *ray from the origin
+    through x_j*: another candidate ``x_l`` survives it iff it lies on the query's side of that
+    ray. For every query ``[n, 2]`` and every pair of its candidates ``[n, k, 2]`` this compares
+    "both rays pass" with the solver's two-candidate NNK on K = ½ + ½cos. Returns
+    ``(all agree, pairs compared)``; pairs within 1e-9 (in sine) of a ray are skipped as ties.
+    """
+    q = np.asarray(queries, dtype=np.float64)
+    P = np.asarray(candidates, dtype=np.float64)
+    n, k, _ = P.shape
+    ia, ib = np.triu_indices(k, 1)
+    u = P / np.linalg.norm(P, axis=2, keepdims=True)  # [n, k, 2] directions
+    uq = q / np.linalg.norm(q, axis=1, keepdims=True)  # [n, 2]
+
+    def cross(a, b):
+        return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+    ua, ub = u[:, ia], u[:, ib]  # [n, p, 2]
+    # b passes a's ray iff b and the query lie on the same side of the line through 0 and a.
+    side_b = cross(ua, ub) * cross(ua, uq[:, None])
+    side_a = cross(ub, ua) * cross(ub, uq[:, None])
+    geometry_both = (side_b > 0) & (side_a > 0)
+    K = np.ones((n, len(ia), 2, 2))
+    K[..., 0, 1] = K[..., 1, 0] = 0.5 + 0.5 * np.einsum("npd,npd->np", ua, ub)
+    kq = 0.5 + 0.5 * np.stack([np.einsum("npd,nd->np", x, uq) for x in (ua, ub)], axis=2)
+    theta = solve_nnk(K.reshape(-1, 2, 2), kq.reshape(-1, 2)).reshape(n, len(ia), 2)
+    clear = (np.abs(side_b) > 1e-9) & (np.abs(side_a) > 1e-9)
+    return bool(((theta > 0).all(2) == geometry_both)[clear].all()), int(clear.sum())
+
+
+def angular_brackets(queries, candidates) -> np.ndarray:
+    """bool ``[n, k]``: for each query, the candidate nearest in angle on each side of the query's
+    direction (one side only when all candidates lie on one side). Under the cosine kernel in the
+    plane these are NNK's neighbours: every other candidate lies behind one of their rays."""
+    q = np.asarray(queries, dtype=np.float64)
+    P = np.asarray(candidates, dtype=np.float64)
+    ang = np.arctan2(P[..., 1], P[..., 0]) - np.arctan2(q[:, 1], q[:, 0])[:, None]
+    ang = (ang + np.pi) % (2 * np.pi) - np.pi  # signed angle from the query, in [-π, π)
+    out = np.zeros(ang.shape, dtype=bool)
+    rows = np.arange(len(ang))
+    for sign in (1, -1):
+        a = np.where(sign * ang > 0, sign * ang, np.inf)
+        hit = np.isfinite(a).any(1)
+        out[rows[hit], a.argmin(1)[hit]] = True
+    return out
+
+
+def cosine_problems(queries, candidates):
+    """``(K_SS [n, k, k], k_Sq [n, k])`` of the cosine kernel K = ½ + ½cos for queries
+    ``[n, d]`` and their candidates ``[n, k, d]``, float64."""
+    q = np.asarray(queries, dtype=np.float64)
+    P = np.asarray(candidates, dtype=np.float64)
+    u = P / np.linalg.norm(P, axis=2, keepdims=True)
+    uq = q / np.linalg.norm(q, axis=1, keepdims=True)
+    K_SS = 0.5 + 0.5 * np.einsum("nid,njd->nij", u, u)
+    return K_SS, 0.5 + 0.5 * np.einsum("nid,nd->ni", u, uq)
+
+
+def cosine_bridge(split: Split, k: int, shift=COSINE_SHIFT) -> dict:
+    """Gaussian against cosine kernel (K = ½ + ½cos, the kernel of the CIFAR chapters) on the same
+    2-D data, moved by ``shift`` so that every point lies in the open first quadrant.
+
+    Both use the same candidates (the k nearest points); only the kernel changes. Returns the
+    neighbours per test query (mean and max) and the test error for each kernel, both on the moved
+    data and (``*_unshifted``) on the data as it was; the fraction of test queries whose cosine
+    neighbours are exactly their :func:`angular_brackets`, how many are not, and for those how
+    far (relative) the NNK objective with the two brackets alone is from the solver's
+    (``exception_objective_gap``); the median over queries of 1 − min_j K(q, x_j), how flat the
+    cosine kernel is across a neighbourhood (``median_kernel_spread``); the
+    :func:`ray_kri_check`; and whether every moved point is in the open first quadrant (where the
+    ray picture is exact; the angles then never wrap around).
+    """
+    moved = shifted(split, shift)
+    out = {"shift": [float(v) for v in shift], "k": int(k)}
+    out["in_first_quadrant"] = bool((np.vstack([moved.X_train, moved.X_test]) > 0).all())
+    for kernel in ("gaussian", "cosine"):
+        for tag, data in (("", moved), ("_unshifted", split)):
+            clf = NNKClassifier(int(k), kernel=kernel).fit(data.X_train, data.y_train)
+            _, w, _ = clf.explain(data.X_test)
+            out[f"{kernel}_test_error{tag}"] = 1 - clf.score(data.X_test, data.y_test)
+            if not tag:
+                out[f"{kernel}_mean_selected"] = float((w > 0).sum(1).mean())
+                out[f"{kernel}_max_selected"] = int((w > 0).sum(1).max())
+    clf = NNKClassifier(int(k), kernel="cosine").fit(moved.X_train, moved.y_train)
+    C, kept = batch_neighbourhoods(clf, moved.X_test)
+    brackets = angular_brackets(moved.X_test, C)
+    same = (brackets == kept).all(1)
+    K_SS, k_Sq = cosine_problems(moved.X_test, C)
+    theta = solve_nnk(K_SS, k_Sq)
+    theta_br = np.zeros_like(theta)
+    for i in np.flatnonzero(~same):  # the best weights on the two angular brackets alone
+        s = brackets[i]
+        theta_br[i, s] = np.maximum(np.linalg.lstsq(K_SS[i][np.ix_(s, s)], k_Sq[i, s])[0], 0)
+    f, f_br = nnk_objective(K_SS, k_Sq, theta), nnk_objective(K_SS, k_Sq, theta_br)
+    out["cosine_is_angular_brackets"] = float(same.mean())
+    out["cosine_exceptions"] = int((~same).sum())
+    out["exception_objective_gap"] = float(
+        np.max(np.abs(f_br - f)[~same] / np.abs(f[~same])) if (~same).any() else 0.0
+    )
+    out["median_kernel_spread"] = float(np.median(1 - k_Sq.min(1)))
+    ok, n = ray_kri_check(moved.X_test, C)
+    out["ray_kri_matches_solver"], out["ray_pairs_checked"] = ok, n
+    return out
+
+
 def headline(metrics: dict) -> dict:
     """The notebook's headline numbers, flat, for ``metrics["summary"]`` (what
     ``deepnnk.studies.reporting.print_summary`` tabulates): the KRI check, the polytope picture's
@@ -432,6 +648,15 @@ def headline(metrics: dict) -> dict:
     features, test error and agreement with NNK."""
     test = metrics["polytope_check"]["test"]
     ep = metrics["epochs"]
+    hand = metrics.get("hand_solver", {}).values()
+    extra = {}
+    if hand:
+        extra["hand_solver_max_theta_diff"] = max(h["max_abs_theta_diff"] for h in hand)
+        extra["hand_solver_max_kkt"] = max(h["max_kkt_hand"] for h in hand)
+    if "cosine" in metrics:
+        c = metrics["cosine"]
+        extra["gaussian_mean_selected"] = c["gaussian_mean_selected"]
+        extra["cosine_mean_selected"] = c["cosine_mean_selected"]
     return {
         "pairwise_kri_matches_solver": metrics["polytope_check"]["pairwise_kri_matches_solver"],
         **{f"discarded_outside_{n}": s["discarded_outside"] for n, s in test.items()},
@@ -441,4 +666,13 @@ def headline(metrics: dict) -> dict:
         "loo_nnk_features": ep["loo_nnk_features"][-1],
         "test_error_network": ep["test_error"][-1],
         "agreement_nnk_features": metrics["agreement"]["nnk_features"],
+        **extra,
     }
+
+
+def first_last(hist: dict) -> dict:
+    """``{key_first, key_last}`` of every list of :func:`epoch_history`, for the prose."""
+    out = {}
+    for key, values in hist.items():
+        out[f"{key}_first"], out[f"{key}_last"] = values[0], values[-1]
+    return out
