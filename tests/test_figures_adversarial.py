@@ -13,11 +13,12 @@ import pytest  # noqa: E402
 from deepnnk import NNKClassifier, explain  # noqa: E402
 from deepnnk.figures import adversarial as plots  # noqa: E402
 from deepnnk.studies import adversarial  # noqa: E402
+from deepnnk.studies import adversarial_report as report  # noqa: E402
 from deepnnk.studies.adversarial import Run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def setting():
+def base():
     """Three well separated Gaussian classes; "adversarial" features moved to the next class's
     centre, which the network follows (as in test_adversarial.py)."""
     rng = np.random.default_rng(0)
@@ -34,9 +35,16 @@ def setting():
         tables = (explain.neighbourhood_table(clf, F), explain.neighbourhood_table(knn, F))
         return Run(name, np.asarray(net_pred), *tables)
 
-    clean = run(centres[yq] + rng.normal(size=(30, d)), yq, "clean")
-    adv = run(centres[y_adv] + rng.normal(size=(30, d)), y_adv, "adv")
-    return yq, clean, adv
+    Fc = centres[yq] + rng.normal(size=(30, d))
+    Fa = centres[y_adv] + rng.normal(size=(30, d))
+    clean = run(Fc, yq, "clean")
+    adv = run(Fa, y_adv, "adv")
+    return yq, clean, adv, (report.geometry(Fc, X, clean), report.geometry(Fa, X, adv))
+
+
+@pytest.fixture(scope="module")
+def setting(base):
+    return base[:3]
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +54,83 @@ def results(setting):
     return {"fgsm": {"eps2": m, "eps8": m}, "pgd": {"eps2": m, "eps8": m}}
 
 
+@pytest.fixture(scope="module")
+def report_attacks(base):
+    yq, clean, adv, geometry = base
+    m = report.attack_report(yq, clean, adv, *geometry)
+    return {"fgsm": {"eps2": m, "eps8": m}, "pgd": {"eps2": m, "eps8": m}}
+
+
+CLEAN = {"network_accuracy": 0.7, "nnk_accuracy": 0.75, "knn_accuracy": 0.7}
+CLEAN["other_class_polytope"] = 0.3
+
+
+def data_lines(ax):
+    """The plotted curves: lines with data, not the legend's proxies nor the chance line."""
+    return [ln for ln in ax.lines if len(ln.get_xdata()) and ln.get_label() != "chance"]
+
+
+def off_the_data(fig):
+    """Every legend lies outside every axes' box (the style guide: legends never over data)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    assert legends
+    for leg in legends:
+        box = leg.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer)), (leg, ax)
+
+
 def test_curves(results):
     panels = {"acc": ({"nnk_accuracy": "NNK", "auc.residual": "res"}, "value")}
     fig = plots.curve_panels(results, [2, 8], panels)
-    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 4
+    assert len(fig.axes) == 1 and len(data_lines(fig.axes[0])) == 4
+    off_the_data(fig)
     plt.close(fig)
 
 
+def _draw(name, results, report_attacks):
+    return {
+        "accuracy": lambda: plots.accuracy_curves(results, [2, 8], CLEAN),
+        "weight_share": lambda: plots.weight_share_curves(results, [2, 8]),
+        "auc": lambda: plots.auc_curves(results, [2, 8], report_attacks),
+        "polytope": lambda: plots.polytope_curves(results, [2, 8], CLEAN),
+        "overlap": lambda: plots.overlap_curves(report_attacks, [2, 8]),
+        "geometry": lambda: plots.geometry_curves(report_attacks, [2, 8]),
+    }[name]()
+
+
 @pytest.mark.parametrize(
-    ("draw", "lines"),
+    ("name", "lines", "chance", "zero"),
     [
-        (plots.accuracy_curves, [3 * 2]),
-        (plots.weight_share_curves, [3 * 2, 2 * 2]),
-        (plots.auc_curves, [4 * 2]),
-        (plots.polytope_curves, [3 * 2]),
+        ("accuracy", [3 * 2], [False], [True]),
+        ("weight_share", [3 * 2, 2 * 2], [False, False], [False, False]),
+        ("auc", [4 * 2, 4 * 2], [True, True], [True, True]),
+        ("polytope", [3 * 2], [False], [True]),
+        ("overlap", [2 * 2], [False], [True]),
+        ("geometry", [1 * 2, 4 * 2], [False, True], [True, True]),
     ],
 )
-def test_notebook_curves(results, draw, lines):
-    fig = draw(results, [2, 8])
-    assert [len(ax.lines) for ax in fig.axes] == lines
+def test_notebook_curves(results, report_attacks, name, lines, chance, zero):
+    """Line counts, a chance line on every AUC axes, an ε = 0 point where one is meaningful, and
+    the legends off the data, at the book's width."""
+    fig = _draw(name, results, report_attacks)
+    assert [len(data_lines(ax)) for ax in fig.axes] == lines
+    assert ["chance" in [ln.get_label() for ln in ax.lines] for ax in fig.axes] == chance
+    assert [any(0 in ln.get_xdata() for ln in data_lines(ax)) for ax in fig.axes] == zero
+    assert fig.get_figwidth() <= 7.0
+    off_the_data(fig)
+    plt.close(fig)
+
+
+def test_zero_points_are_the_clean_values(results, report_attacks):
+    fig = plots.accuracy_curves(results, [2, 8], CLEAN)
+    starts = sorted({ln.get_ydata()[0] for ln in data_lines(fig.axes[0])})
+    assert starts == sorted({0.7, 0.75})
+    plt.close(fig)
+    fig = plots.auc_curves(results, [2, 8], report_attacks)
+    assert {ln.get_ydata()[0] for ax in fig.axes for ln in data_lines(ax)} == {0.5}
     plt.close(fig)
 
 
@@ -99,4 +165,6 @@ def test_attack_twins_and_histogram(setting):
     groups = adversarial.true_share_groups(yq, clean, adv, "PGD")
     fig = plots.true_share_histogram(groups)
     assert len(fig.axes) == 1 and len(fig.axes[0].get_legend().get_texts()) == 2
+    assert len(fig.axes[0].collections) == 2  # seaborn: one filled step histogram per group
+    off_the_data(fig)
     plt.close(fig)
