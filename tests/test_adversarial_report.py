@@ -150,3 +150,19 @@ def test_report_fixed_keys(blobs, monkeypatch):
     s = report.summary(rep)
     assert s["pgd_eps8_norm_ratio"] == pytest.approx(1.5, rel=0.05)
     assert set(s) >= {"fgsm_eps8_auc_all_clean_residual", "pgd_eps8_support_jaccard"}
+
+
+def test_support_overlap_matches_sets_on_random_tables():
+    rng = np.random.default_rng(5)
+    n, m = 40, 12
+    ci = np.stack([rng.choice(30, m, replace=False) for _ in range(n)])
+    ai = np.stack([rng.choice(30, m, replace=False) for _ in range(n)])
+    cw = rng.random((n, m)) * (rng.random((n, m)) < 0.4)
+    aw = rng.random((n, m)) * (rng.random((n, m)) < 0.4)
+    jac, wov = report.support_overlap(cw, ci, aw, ai)
+    for i in range(n):
+        a = {int(ci[i, j]): cw[i, j] / cw[i].sum() for j in np.nonzero(cw[i] > 0)[0]}
+        b = {int(ai[i, j]): aw[i, j] / aw[i].sum() for j in np.nonzero(aw[i] > 0)[0]}
+        union, shared = a.keys() | b.keys(), a.keys() & b.keys()
+        assert jac[i] == pytest.approx(len(shared) / len(union) if union else 1.0)
+        assert wov[i] == pytest.approx(sum(min(a[j], b[j]) for j in shared))

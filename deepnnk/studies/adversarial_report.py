@@ -54,23 +54,22 @@ def support_overlap(clean_weights, clean_index, adv_weights, adv_index):
     Σ min(θ_clean, θ_adv) over shared training ids (weights normalised to sum to 1).
 
     ``*_weights``/``*_index``: ``[n, m]`` :class:`~deepnnk.explain.NeighbourTable` rows."""
-    n = len(clean_weights)
-    jaccard, weighted = np.zeros(n), np.zeros(n)
-    for i in range(n):
-        a = _support(clean_weights[i], clean_index[i])
-        b = _support(adv_weights[i], adv_index[i])
-        union = a.keys() | b.keys()
-        shared = a.keys() & b.keys()
-        jaccard[i] = len(shared) / len(union) if union else 1.0
-        weighted[i] = sum(min(a[j], b[j]) for j in shared)
+    # All pairs of candidates at once ([n, m, m]; the candidates of one row are distinct ids):
+    # no Python loop over queries.
+    cw, aw = _normalised(clean_weights), _normalised(adv_weights)
+    same = np.asarray(clean_index)[:, :, None] == np.asarray(adv_index)[:, None, :]
+    both = same & (cw > 0)[:, :, None] & (aw > 0)[:, None, :]
+    shared = both.sum(axis=(1, 2))
+    union = (cw > 0).sum(1) + (aw > 0).sum(1) - shared
+    jaccard = np.where(union > 0, shared / np.maximum(union, 1), 1.0)
+    weighted = (np.minimum(cw[:, :, None], aw[:, None, :]) * both).sum(axis=(1, 2))
     return jaccard, weighted
 
 
-def _support(weights, index) -> dict[int, float]:
+def _normalised(weights) -> np.ndarray:
     w = np.asarray(weights, float)
-    total = w.sum()
-    keep = np.nonzero(w > 0)[0]
-    return {int(index[j]): float(w[j] / total) for j in keep}
+    total = w.sum(1, keepdims=True)
+    return w / np.where(total > 0, total, 1.0)
 
 
 def cosine_nn(F, F_train) -> np.ndarray:
