@@ -31,8 +31,8 @@ def test_executed_claim_is_rechecked_from_metrics_json(tmp_path):
             "from deepnnk.figures import state\n"
             "from deepnnk.studies.reporting import save_metrics\n"
             "m = {'a': {'b': 0.123456}}\n"
-            "state('b is {m[a][b]:.3f}', m)\n"
-            f"save_metrics({str(tmp_path)!r}, m)"
+            f"save_metrics({str(tmp_path)!r}, m)\n"
+            "state('b is {m[a][b]:.3f}', m)  # no ';': the return value must not show twice"
         )
     ]
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
@@ -42,6 +42,7 @@ def test_executed_claim_is_rechecked_from_metrics_json(tmp_path):
     assert (n, bad) == (1, [])
     shown = [o for o in nb.cells[0].outputs if o.get("output_type") == "display_data"]
     assert shown[0]["data"]["text/markdown"] == "b is 0.123"
+    assert len(nb.cells[0].outputs) == 1  # the sentence once, and no repr of the return value
     save_metrics(tmp_path, {"a": {"b": 0.5}})  # another run's numbers
     n, bad = check_claims(path)
     assert n == 1 and bad == [("b is {m[a][b]:.3f}", "b is 0.123", "b is 0.500")]

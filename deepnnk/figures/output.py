@@ -8,6 +8,20 @@ from pathlib import Path
 from deepnnk.cache import atomic_write
 
 
+class _Shown(list):
+    """The saved paths; shows nothing when it ends a cell (the figure is already inline)."""
+
+    def _ipython_display_(self):
+        pass
+
+
+class _Stated(str):
+    """The sentence; shows nothing when it ends a cell (it is already displayed as Markdown)."""
+
+    def _ipython_display_(self):
+        pass
+
+
 def save_figure(fig, outdir: str | os.PathLike, name: str, dpi: int = 130) -> list[Path]:
     """Save ``fig`` as ``<name>.png`` and ``<name>.pdf`` in ``outdir``; returns both paths."""
     paths = []
@@ -37,7 +51,7 @@ def publish(fig, outdir: str | os.PathLike, name: str, dpi: int = 130) -> list[P
         return paths
     if get_ipython() is not None:
         display(Image(filename=str(paths[0])))
-    return paths
+    return _Shown(paths)
 
 
 def state(template: str, metrics: dict) -> str:
@@ -57,4 +71,4 @@ def state(template: str, metrics: dict) -> str:
         return text
     if get_ipython() is not None:
         display(Markdown(text), metadata={CLAIM_METADATA: {"template": template}})
-    return text
+    return _Stated(text)
