@@ -1,0 +1,76 @@
+"""studies.your_model: layer tables, label flips, mislabel scores and their detection report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepnnk.studies import your_model as ym
+
+
+def _blobs(n=300, d=6, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    centres = rng.normal(scale=4.0, size=(c, d))
+    return centres[y] + rng.normal(size=(n, d)), y
+
+
+def test_flip_labels_changes_exactly_the_rate_and_always_the_class():
+    y = np.arange(1000) % 10
+    noisy, flipped = ym.flip_labels(y, 0.1, 10, seed=3)
+    assert flipped.sum() == 100 and (noisy[flipped] != y[flipped]).all()
+    assert (noisy[~flipped] == y[~flipped]).all()
+    again, _ = ym.flip_labels(y, 0.1, 10, seed=3)
+    np.testing.assert_array_equal(noisy, again)
+    with pytest.raises(ValueError, match="rate"):
+        ym.flip_labels(y, 1.0, 10)
+
+
+def test_tracin_self_influence_equals_autograd_gradient_norm():
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    layer = torch.nn.Linear(5, 3).double()
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    want = []
+    for i in range(7):
+        layer.zero_grad()
+        torch.nn.functional.cross_entropy(layer(h[i : i + 1]), y[i : i + 1]).backward()
+        want.append(layer.weight.grad.pow(2).sum() + layer.bias.grad.pow(2).sum())
+    with torch.no_grad():
+        z = layer(h).numpy()
+    got = ym.tracin_self_influence([h.numpy(), h.numpy()], [z, z], y.numpy(), lrs=[0.5, 0.25])
+    np.testing.assert_allclose(got, 0.75 * torch.stack(want).numpy(), rtol=1e-10)
+
+
+def test_network_loss_equals_torch_cross_entropy():
+    z = np.random.default_rng(1).normal(size=(9, 4)) * 10
+    y = np.arange(9) % 4
+    want = torch.nn.functional.cross_entropy(
+        torch.from_numpy(z), torch.from_numpy(y), reduction="none"
+    )
+    np.testing.assert_allclose(ym.network_loss(z, y), want.numpy(), rtol=1e-12)
+
+
+def test_flipped_labels_rank_first_on_separable_blobs():
+    X, y = _blobs()
+    noisy, flipped = ym.flip_labels(y, 0.1, 3, seed=0)
+    scores = ym.mislabel_scores(X, noisy, k=15)
+    assert set(scores) == {"nnk_other_share", "knn_other_share", "nnk_residual"}
+    rep = ym.detection_report(scores, flipped)
+    assert rep["nnk_other_share"]["auc"] > 0.95 and rep["knn_other_share"]["auc"] > 0.95
+    assert rep["nnk_other_share"]["precision_at_rate"] > 0.8
+    assert 0.0 <= rep["nnk_residual"]["auc"] <= 1.0  # geometry alone does not see labels
+
+
+def test_layer_table_separates_a_good_layer_from_noise():
+    X, y = _blobs(n=400, seed=2)
+    noise = np.random.default_rng(3).normal(size=X.shape)
+    train = {"noise": noise[:300], "good": X[:300]}
+    test = {"noise": noise[300:], "good": X[300:]}
+    table = ym.layer_table(train, y[:300], test, y[300:], k=10)
+    assert list(table) == ["noise", "good"]
+    assert table["good"]["loo_nnk"] < 0.1 < 0.4 < table["noise"]["loo_nnk"]
+    assert 1 <= table["good"]["neighbours_mean"] <= 10
+    with pytest.raises(ValueError, match="same layers"):
+        ym.layer_table(train, y[:300], {"good": X[300:]}, y[300:])
