@@ -22,6 +22,23 @@ PAPER_TABLE: dict[str, dict[str, float]] = {
 }
 
 
+#: Columns of the paper-check table (:func:`paper_check_table` and its claim template).
+PAPER_CHECK_HEADER = [
+    "model",
+    "LOO-NNK paper",
+    "ours (prune)",
+    "LOO-kNN paper",
+    "ours",
+    "NNK-test paper",
+    "ours (prune)",
+    "LOO-NNK exact",
+    "NNK-test exact",
+    "LOO changed",
+    "test changed",
+    "max abs diff (prune)",
+]
+
+
 def checkpoint_rows(result: dict, solver: str, svm: dict | None = None) -> list[dict]:
     """Tidy rows, one per k, from an :func:`~deepnnk.studies.loo.evaluate_checkpoint` result
     (and optional SVM).
@@ -253,20 +270,7 @@ def paper_check_table(check: dict) -> str:
                 c["max_abs_diff_prune"],
             ]
         )
-    header = [
-        "model",
-        "LOO-NNK paper",
-        "ours (prune)",
-        "LOO-kNN paper",
-        "ours",
-        "NNK-test paper",
-        "ours (prune)",
-        "LOO-NNK exact",
-        "NNK-test exact",
-        "LOO changed",
-        "test changed",
-        "max abs diff (prune)",
-    ]
+    header = PAPER_CHECK_HEADER
     return markdown_table(header, body)
 
 
@@ -600,20 +604,7 @@ def paper_check_template(check: dict, key: str = "paper_check") -> str:
                 field(f"{base}/max_abs_diff_prune", c["max_abs_diff_prune"], ".1e"),
             ]
         )
-    header = [
-        "model",
-        "LOO-NNK paper",
-        "ours (prune)",
-        "LOO-kNN paper",
-        "ours",
-        "NNK-test paper",
-        "ours (prune)",
-        "LOO-NNK exact",
-        "NNK-test exact",
-        "LOO changed",
-        "test changed",
-        "max abs diff (prune)",
-    ]
+    header = PAPER_CHECK_HEADER
     return _table(header, body)
 
 
