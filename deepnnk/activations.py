@@ -134,14 +134,24 @@ def _pooled(out: torch.Tensor, pool: str | None) -> torch.Tensor:
     return out.mean(dim=dims) if pool == "avg" else out.amax(dim=dims)
 
 
-def _compute(model, names, modules, data, batch_size, pool, device, show) -> dict[str, np.ndarray]:
+def _compute(
+    model, names, modules, data, batch_size, pool, device, show, layer_input=False
+) -> dict[str, np.ndarray]:
     captured: dict[str, list[torch.Tensor]] = {name: [] for name in names}
 
     def hook_for(name):
-        def hook(_module, _inputs, output):
+        def hook(_module, inputs, output):
+            if layer_input:
+                if len(inputs) != 1:
+                    raise TypeError(
+                        f"layer {name!r} takes {len(inputs)} positional inputs; layer_input=True "
+                        "needs a layer with exactly one (or hook the output of the layer before)."
+                    )
+                output = inputs[0]
             if not isinstance(output, torch.Tensor):
+                what = "takes" if layer_input else "outputs"
                 raise TypeError(
-                    f"layer {name!r} outputs a {type(output).__name__}, not a tensor; hook one "
+                    f"layer {name!r} {what} a {type(output).__name__}, not a tensor; hook one "
                     "of its submodules that outputs a tensor (see deepnnk.activations."
                     "layer_names(model))."
                 )
@@ -221,6 +231,7 @@ def extract_features(
     cache_dir: str | os.PathLike | bool | None = None,
     device: str | torch.device | None = None,
     progress_bar: bool = True,
+    layer_input: bool = False,
 ):
     """What ``layer`` of ``model`` outputs for ``data``: float32 ``[N, D]`` (a dict of them,
     by layer name, when ``layer`` is a list).
@@ -236,6 +247,8 @@ def extract_features(
     cache_dir: ``None`` (default) or ``True``: ``<cache root>/features``
     (:mod:`deepnnk.cache`, ``$DEEPNNK_CACHE``); a folder; ``False``: no cache.
     device: where to run (default: the device of the model's first parameter).
+    layer_input: take what goes *into* the layer instead of what comes out (as Captum's
+    ``attribute_to_layer_input``), e.g. the features a final ``nn.Linear`` classifies.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
@@ -254,13 +267,13 @@ def extract_features(
             code_digest([*CODE, *model_module(model)]).encode(), digest_size=20
         )
         model_digest(model, hasher)
-        hasher.update(f"layers={names};pool={pool}".encode())
+        hasher.update(f"layers={names};pool={pool};input={layer_input}".encode())
         n = _input_digest(data, batch_size, hasher)
         path = Path(folder) / f"{hasher.hexdigest()}.npz"
         cached = _read(path, names, n)
         if cached is not None:
             return cached[names[0]] if single else cached
-    out = _compute(model, names, modules, data, batch_size, pool, device, progress_bar)
+    out = _compute(model, names, modules, data, batch_size, pool, device, progress_bar, layer_input)
     if path is not None:
         atomic_write(
             path, lambda f: np.savez(f, **{f"layer{i}": out[nm] for i, nm in enumerate(names)})

@@ -177,3 +177,17 @@ class _Reused(nn.Module):
 def test_module_run_twice_is_ambiguous():
     with pytest.raises(ValueError, match="ran 2 times"):
         deepnnk.extract_features(_Reused(), np.zeros((2, 3), np.float32), "act", cache_dir=False)
+
+
+def test_layer_input_gives_the_paper_cnn_features():
+    from deepnnk.nets.models import PaperCNN
+
+    torch.manual_seed(0)
+    model = PaperCNN(width=8).eval()
+    x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    got = deepnnk.extract_features(model, x, "fc", layer_input=True, cache_dir=False)
+    with torch.no_grad():
+        want = model.features(x).numpy()
+    np.testing.assert_array_equal(got, want)
+    conv = deepnnk.extract_features(model, x, "convs.5", pool="max", cache_dir=False)
+    assert conv.shape == (6, 8)  # max-pooled over space: the last conv layer's C = 8 channels
