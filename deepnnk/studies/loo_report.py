@@ -420,6 +420,8 @@ def level_gaps(rows: list[dict], plan: dict, estimator: str = "loo_nnk") -> dict
         last_nnk.append(last["minus_test_nnk"])
     mean_net, mean_nnk = float(np.mean(all_net)), float(np.mean(all_nnk))
     out["mean"] = {"minus_net_test": mean_net, "minus_test_nnk": mean_nnk}
+    # The sizes of the two gaps, for prose that already says "below" or "above".
+    out["mean_abs"] = {"net_test": abs(mean_net), "test_nnk": abs(mean_nnk)}
     out["last_mean"] = {
         "minus_net_test": float(np.mean(last_net)),
         "minus_test_nnk": float(np.mean(last_nnk)),
@@ -694,7 +696,8 @@ def summary_template(summary: dict, svm: dict | None = None, key: str = "summary
     for name, v in summary.items():
         label = name + " †" if ".svm" in name else name
         signed = "minus" in name or name.endswith("offset")
-        body.append([label, field(f"{key}/{name}", v, "+.4f" if signed else None)])
+        spec = "+.4f" if signed else ".1e" if name.endswith("abs_diff_prune") else None
+        body.append([label, field(f"{key}/{name}", v, spec)])
     table = _table(["metric", "value"], body)
     if svm is not None and any(".svm" in n for n in summary):
         table += "\n\n† " + svm_flag_template(svm) + "."
