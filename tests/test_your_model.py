@@ -74,3 +74,32 @@ def test_layer_table_separates_a_good_layer_from_noise():
     assert 1 <= table["good"]["neighbours_mean"] <= 10
     with pytest.raises(ValueError, match="same layers"):
         ym.layer_table(train, y[:300], {"good": X[300:]}, y[300:])
+
+
+@pytest.mark.data
+def test_paper_cnn_layers_features_row_matches_the_cifar_pipeline(
+    real_data_root, tmp_path, monkeypatch
+):
+    """The last row (the fc input through extract_features(layer_input=True)) gives the errors of
+    the features the paper's pipeline extracts (nets.features.extract), and the conv rows are
+    post-ReLU channel maxima."""
+    from deepnnk.evaluation import evaluate_features
+    from deepnnk.nets.data import load_cifar10
+    from deepnnk.nets.features import extract
+    from deepnnk.nets.loading import load_network
+
+    monkeypatch.setenv("DEEPNNK_CACHE", str(tmp_path))
+    table = ym.paper_cnn_layers(
+        "paper", "regularised", 20, n_train=600, n_test=200, k=20, data_root=real_data_root
+    )
+    assert list(table) == [f"convs.{i}" for i in range(6)] + ["features"]
+    assert [r["dim"] for r in table.values()] == [32] * 6 + [512]
+    net = load_network("paper", "regularised", 20, real_data_root)
+    x_tr, y_tr, x_te, y_te = load_cifar10(real_data_root)
+    rng = np.random.default_rng(0)
+    tr = np.sort(rng.choice(len(x_tr), 600, replace=False))
+    te = np.sort(rng.choice(len(x_te), 200, replace=False))
+    F_tr, F_te = extract(net, x_tr[tr], cache_dir=False), extract(net, x_te[te], cache_dir=False)
+    r = evaluate_features(F_tr, y_tr[tr], F_te, y_te[te], ks=[20], solvers=["exact"])
+    assert table["features"]["loo_nnk"] == r["loo"]["20"]["exact"]["error"]
+    assert table["features"]["test_knn"] == r["test"]["20"]["knn_error"]

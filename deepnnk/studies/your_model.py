@@ -160,3 +160,41 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)
+
+
+def paper_cnn_layers(
+    weights: str = "paper",
+    model: str = "regularised",
+    epoch: int = 20,
+    *,
+    n_train: int | None = 10_000,
+    n_test: int | None = 2_000,
+    k: int = 50,
+    seed: int = 0,
+    data_root=None,
+    checkpoints_root=None,
+) -> dict[str, dict]:
+    """:func:`layer_table` over the paper CNN's six conv layers and its features (the input of
+    ``fc``), on a seeded subset of CIFAR-10 (``None``: all of a split).
+
+    A conv layer's representation is its post-ReLU map, globally max-pooled per channel
+    (``[N, C]``): the CNN applies ReLU functionally, so the hooked conv output is pre-ReLU, and
+    ``max`` commutes with ReLU (``relu(max x) = max relu(x)``), which ``avg`` would not."""
+    from deepnnk import extract_features
+    from deepnnk.nets.data import load_cifar10, to_tensor
+    from deepnnk.nets.loading import load_network, resolve_data_root
+
+    net = load_network(weights, model, epoch, data_root, checkpoints_root)
+    x_tr, y_tr, x_te, y_te = load_cifar10(resolve_data_root(data_root))
+    rng = np.random.default_rng(seed)
+    tr = np.sort(rng.choice(len(x_tr), n_train, replace=False)) if n_train else np.arange(len(x_tr))
+    te = np.sort(rng.choice(len(x_te), n_test, replace=False)) if n_test else np.arange(len(x_te))
+    convs = [f"convs.{i}" for i in range(6)]
+    feats = {}
+    for side, x in (("train", x_tr[tr]), ("test", x_te[te])):
+        X = to_tensor(x)
+        out = extract_features(net, X, convs, pool="max")
+        out = {name: np.maximum(f, 0.0) for name, f in out.items()}
+        out["features"] = extract_features(net, X, "fc", layer_input=True)
+        feats[side] = out
+    return layer_table(feats["train"], y_tr[tr], feats["test"], y_te[te], k=k)
