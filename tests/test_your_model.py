@@ -103,3 +103,30 @@ def test_paper_cnn_layers_features_row_matches_the_cifar_pipeline(
     r = evaluate_features(F_tr, y_tr[tr], F_te, y_te[te], ks=[20], solvers=["exact"])
     assert table["features"]["loo_nnk"] == r["loo"]["20"]["exact"]["error"]
     assert table["features"]["test_knn"] == r["test"]["20"]["knn_error"]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_mislabel_experiment_end_to_end_and_resumes(real_data_root, tmp_path, monkeypatch):
+    """A tiny run: labels flipped at the rate, the network trained and checkpointed on them,
+    every score reported; a second call resumes from the checkpoints (no retraining) and gives
+    the same report."""
+    monkeypatch.setenv("DEEPNNK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    kw = dict(
+        epochs=1,
+        n_train=400,
+        k=10,
+        data_root=real_data_root,
+        checkpoints_root=tmp_path / "ck",
+        progress=False,
+    )
+    r = ym.mislabel_experiment(0.1, **kw)
+    assert (r["n_train"], r["n_flipped"], r["tracin_epochs"]) == (400, 40, [1])
+    assert set(r["detection"]) == set(ym.SCORES)
+    for d in r["detection"].values():
+        assert 0.0 <= d["auc"] <= 1.0 and 0.0 <= d["precision_at_rate"] <= 1.0
+    (folder,) = (tmp_path / "ck").iterdir()
+    assert folder.name == "regularised-noisy10-seed0-n400" and (folder / "epoch_01.pt").is_file()
+    again = ym.mislabel_experiment(0.1, **kw)
+    assert again["detection"] == r["detection"]

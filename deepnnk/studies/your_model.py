@@ -198,3 +198,104 @@ def paper_cnn_layers(
         out["features"] = extract_features(net, X, "fc", layer_input=True)
         feats[side] = out
     return layer_table(feats["train"], y_tr[tr], feats["test"], y_te[te], k=k)
+
+
+def noisy_label_run(
+    rate: float = 0.1,
+    *,
+    model: str = "regularised",
+    epochs: int = 20,
+    seed: int = 0,
+    n_train: int | None = None,
+    data_root=None,
+    checkpoints_root=None,
+    progress: bool = True,
+):
+    """Train the paper's ``model`` recipe on CIFAR-10 with ``rate`` of the training labels flipped
+    (:func:`flip_labels`, ``seed``), checkpointed (and resumed) under
+    ``<checkpoints_root>/<model>-noisy<percent>-seed<seed>[-n<n_train>]``.
+
+    Returns ``(folder, rows, noisy labels, flipped mask)``; ``rows`` are the training images used
+    (all, or a seeded subset of ``n_train``)."""
+    from pathlib import Path
+
+    from deepnnk.nets.data import load_cifar10
+    from deepnnk.nets.loading import checkpoints_root_or_default, resolve_data_root
+    from deepnnk.nets.train import build_model, train
+
+    x_tr, y_tr, _, _ = load_cifar10(resolve_data_root(data_root))
+    rng = np.random.default_rng(seed)
+    rows = (
+        np.sort(rng.choice(len(x_tr), n_train, replace=False)) if n_train else np.arange(len(x_tr))
+    )
+    noisy, flipped = flip_labels(y_tr[rows], rate, 10, seed)
+    name = f"{model}-noisy{round(100 * rate)}-seed{seed}" + (f"-n{n_train}" if n_train else "")
+    folder = Path(checkpoints_root_or_default(checkpoints_root)) / name
+    net = build_model(model)
+    train(net, x_tr[rows], noisy, checkpoint_dir=folder, epochs=epochs, progress=progress)
+    return folder, rows, noisy, flipped
+
+
+def mislabel_experiment(
+    rate: float = 0.1,
+    *,
+    model: str = "regularised",
+    epochs: int = 20,
+    tracin_epochs=None,
+    k: int = 50,
+    seed: int = 0,
+    n_train: int | None = None,
+    data_root=None,
+    checkpoints_root=None,
+    progress: bool = True,
+) -> dict:
+    """Flip ``rate`` of the labels, train on them (:func:`noisy_label_run`), then score every
+    training point (:func:`mislabel_scores`, on the last epoch's features and logits; TracIn
+    summed over ``tracin_epochs``, default every epoch) and report how well each score finds
+    the flipped labels (:func:`detection_report`), with the seconds each score took."""
+    from deepnnk import extract_features
+    from deepnnk.nets.data import load_cifar10, to_tensor
+    from deepnnk.nets.loading import resolve_data_root
+    from deepnnk.nets.train import LR, load_checkpoint
+
+    folder, rows, noisy, flipped = noisy_label_run(
+        rate,
+        model=model,
+        epochs=epochs,
+        seed=seed,
+        n_train=n_train,
+        data_root=data_root,
+        checkpoints_root=checkpoints_root,
+        progress=progress,
+    )
+    x = to_tensor(load_cifar10(resolve_data_root(data_root))[0][rows])
+
+    def features_and_logits(epoch):
+        net = load_checkpoint(folder, epoch)
+        F = extract_features(net, x, "fc", layer_input=True, progress_bar=progress)
+        W, b = net.fc.weight.detach().double().numpy(), net.fc.bias.detach().double().numpy()
+        return F, F.astype(np.float64) @ W.T + b  # the logits, exactly what fc computes
+
+    seconds = {}
+    t0 = time.perf_counter()
+    F, logits = features_and_logits(epochs)
+    seconds["features"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tracin = np.zeros(len(noisy))
+    for e in tracin_epochs or range(1, epochs + 1):
+        h, z = features_and_logits(e)
+        tracin += tracin_self_influence([h], [z], noisy, lrs=[LR])
+    seconds["tracin_self_influence"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = mislabel_scores(F, noisy, logits, k=k, tracin=tracin)
+    seconds["nnk_and_knn_scores"] = time.perf_counter() - t0
+    return {
+        "rate": rate,
+        "n_train": len(noisy),
+        "n_flipped": int(flipped.sum()),
+        "epochs": epochs,
+        "tracin_epochs": list(tracin_epochs or range(1, epochs + 1)),
+        "k": k,
+        "detection": detection_report(scores, flipped),
+        "seconds": seconds,
+    }
