@@ -32,7 +32,7 @@ from deepnnk import cache
 from deepnnk._progress import progress
 from deepnnk.cache import array_digest, atomic_write, code_digest, model_digest, model_module
 
-__all__ = ["POOLS", "extract_features", "layer_names"]
+__all__ = ["POOLS", "cache_key", "extract_features", "layer_names"]
 
 POOLS = (None, "avg", "max")
 # The modules whose source goes into every key (besides the model's own module).
@@ -221,6 +221,32 @@ def _input_digest(data, batch_size, hasher):
     return count
 
 
+def _key(model, names, data, batch_size, pool, layer_input) -> tuple[str, int]:
+    """``(hex cache key, number of examples)``: the code (this module, the cache, the model's
+    own module), the model's class and weights, the layer names, ``pool``, ``layer_input`` and
+    every input example's bytes."""
+    hasher = hashlib.blake2b(code_digest([*CODE, *model_module(model)]).encode(), digest_size=20)
+    model_digest(model, hasher)
+    hasher.update(f"layers={names};pool={pool};input={layer_input}".encode())
+    n = _input_digest(data, batch_size, hasher)
+    return hasher.hexdigest(), n
+
+
+def cache_key(
+    model: nn.Module,
+    data,
+    layer,
+    *,
+    pool: str | None = None,
+    batch_size: int = 128,
+    layer_input: bool = False,
+) -> str:
+    """The hex key under which :func:`extract_features` caches these arguments' result (the
+    file ``<cache dir>/<key>.npz``); the batch size of an array or Dataset does not change it."""
+    names, _, _ = _resolve_layers(model, layer)
+    return _key(model, names, data, batch_size, pool, layer_input)[0]
+
+
 def extract_features(
     model: nn.Module,
     data,
@@ -263,13 +289,8 @@ def extract_features(
     folder = cache.cache_dir("features", None if cache_dir is True else cache_dir)
     path = None
     if folder is not None:
-        hasher = hashlib.blake2b(
-            code_digest([*CODE, *model_module(model)]).encode(), digest_size=20
-        )
-        model_digest(model, hasher)
-        hasher.update(f"layers={names};pool={pool};input={layer_input}".encode())
-        n = _input_digest(data, batch_size, hasher)
-        path = Path(folder) / f"{hasher.hexdigest()}.npz"
+        key, n = _key(model, names, data, batch_size, pool, layer_input)
+        path = Path(folder) / f"{key}.npz"
         cached = _read(path, names, n)
         if cached is not None:
             return cached[names[0]] if single else cached

@@ -43,6 +43,29 @@ def test_features_and_logits_match_the_model(net, images):
         np.testing.assert_allclose(logits, net(x).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_extract_is_extract_features_on_the_final_linear_layer(net, images):
+    """The CIFAR front end and the general hooks give the very same bits: ``features`` is what
+    goes into ``fc`` (``model.features(x)``), ``logits`` what comes out (``model(x)``)."""
+    from deepnnk import extract_features
+
+    net.eval()
+    x = to_tensor(images)
+    with torch.no_grad():
+        np.testing.assert_array_equal(extract(net, images, 200, cache_dir=False), net.features(x))
+        np.testing.assert_array_equal(
+            extract(net, images, 200, layer="logits", cache_dir=False), net(x)
+        )
+    np.testing.assert_array_equal(
+        extract(net, images, 50, cache_dir=False),
+        extract_features(net, x, "fc", layer_input=True, batch_size=50, cache_dir=False),
+    )
+
+
+def test_a_model_without_fc_is_sent_to_extract_features(images):
+    with pytest.raises(ValueError, match="extract_features"):
+        extract(torch.nn.Sequential(torch.nn.Flatten()), images, cache_dir=False)
+
+
 def test_eval_mode_is_used_and_the_mode_is_restored(net, images):
     net.train()
     first = extract(net, images[:20], cache_dir=False)
@@ -68,7 +91,7 @@ def test_float_input_and_batch_size_give_the_same_features(net, images):
 
 def test_second_call_reads_the_cache_without_running_the_model(net, images, tmp_path, monkeypatch):
     first = extract(net, images, cache_dir=tmp_path)
-    assert len(entries(tmp_path)) == 1 and entries(tmp_path)[0].endswith(".npy")
+    assert len(entries(tmp_path)) == 1 and entries(tmp_path)[0].endswith(".npz")
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the model ran although the cache held the answer")
@@ -123,7 +146,8 @@ def test_unreadable_cache_entry_is_recomputed(net, images, tmp_path):
     with pytest.warns(UserWarning, match="unreadable"):
         again = extract(net, images, cache_dir=tmp_path)
     np.testing.assert_array_equal(again, first)
-    np.testing.assert_array_equal(np.load(tmp_path / entry), first)
+    with np.load(tmp_path / entry) as rewritten:
+        np.testing.assert_array_equal(rewritten["layer0"], first)
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

@@ -1,34 +1,29 @@
-"""Run a CNN over images and keep what a layer outputs, with an on-disk cache.
+"""CIFAR-10 images through the paper's CNN: its features or logits, with an on-disk cache.
 
 >>> feats = extract(model, x_train)  # doctest: +SKIP  (uint8 [50000, 32, 32, 3] → [50000, 512])
 
-The cache key is a hash of the code that computes the features (this module and the model's),
-the model (class, width and every weight), the layer name and the image bytes, so a retrained or
-modified model, or edited code, never reads another's entry. Entries are ``<key>.npy`` files
+:func:`extract` checks CIFAR-shaped images and hands them, converted batch by batch, to
+:func:`deepnnk.extract_features`, which hooks the CNN's final linear layer and caches the result
+under a key of the code that computes it (:mod:`deepnnk.activations`, the cache and the model's
+own module), the model (class and every weight), the layer and the input bytes, so a retrained
+or modified model, or edited code, never reads another's entry. Entries are ``<key>.npz`` files
 under ``<cache root>/features`` (:mod:`deepnnk.cache`: ``$DEEPNNK_CACHE``, else
 ``~/.cache/deepnnk``); each is written atomically, so a crash never leaves half an entry.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
-from deepnnk.cache import (
-    CACHE_ENV_VAR,
-    array_digest,
-    atomic_write,
-    cache_root,
-    code_digest,
-    model_digest,
-    model_module,
-)
+from deepnnk import activations
+from deepnnk.activations import extract_features
+from deepnnk.cache import CACHE_ENV_VAR, array_digest, atomic_write, cache_root, model_digest
 from deepnnk.nets.data import to_tensor
 
 __all__ = [
@@ -55,8 +50,6 @@ LAYERS = ("features", "logits")
 # handed back to the OS when freed and page-faulted in afresh on every call (see
 # deepnnk.nets.train.tune_allocator, which removes the effect for any batch size).
 DEFAULT_BATCH_SIZE = 100
-# The modules whose source goes into every feature-cache key (besides the model's own module).
-CODE = ("nets.features", "nets.data", "cache")
 
 
 # --------------------------------------------------------------------------- input checks
@@ -113,43 +106,36 @@ def images_to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- extraction
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
+def _batches(images, batch_size: int) -> DataLoader:
+    return DataLoader(_ImageBatches(images, batch_size), batch_size=None)
 
 
-def cache_key(model: nn.Module, images: np.ndarray | torch.Tensor, layer: str) -> str:
-    """The hex key of ``extract(model, images, layer=layer)`` in the feature cache.
-
-    It covers the source of this module and of the model's own module (its forward pass), the
-    model's class, width and weights, the layer and the image bytes.
-    """
-    code = code_digest([*CODE, *model_module(model)])
-    hasher = hashlib.blake2b(code.encode(), digest_size=20)
-    model_digest(model, hasher)
-    hasher.update(f"layer={layer}".encode())
-    array_digest(images, hasher)
-    return hasher.hexdigest()
+def cache_key(model: nn.Module, images, layer: str) -> str:
+    """The hex key of ``extract(model, images, layer=layer)`` in the feature cache
+    (:func:`deepnnk.activations.cache_key`: the code, the model's class and weights, the layer
+    and the image bytes; the batch size does not enter)."""
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}.")
+    images = check_images(images)
+    batches = _batches(images, DEFAULT_BATCH_SIZE)
+    return activations.cache_key(model, batches, "fc", layer_input=layer == "features")
 
 
-def _compute(model: nn.Module, images, batch_size: int, layer: str) -> np.ndarray:
-    device = _model_device(model)
-    run = model.features if layer == "features" else model
-    out: np.ndarray | None = None
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = images_to_float(images[start : start + batch_size]).to(device)
-                result = run(batch).float().cpu().numpy()
-                if out is None:
-                    out = np.empty((len(images), result.shape[1]), dtype=np.float32)
-                out[start : start + len(result)] = result
-    finally:
-        model.train(was_training)
-    assert out is not None
-    return out
+class _ImageBatches(Dataset):
+    """A checked image array as float batches: item ``i`` is images ``[i·b, (i+1)·b)`` as float32
+    ``[b, 3, 32, 32]`` (pixels/255), converted only when asked for, so memory stays low; fed to
+    a ``DataLoader(..., batch_size=None)`` it hands :func:`deepnnk.extract_features` ready
+    batches in the memory layout the convolutions run fastest in."""
+
+    def __init__(self, images, batch_size: int):
+        self.images, self.batch_size = images, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        start = i * self.batch_size
+        return images_to_float(self.images[start : start + self.batch_size])
 
 
 def extract(
@@ -159,43 +145,40 @@ def extract(
     *,
     layer: str = "features",
     cache_dir: str | os.PathLike | None | bool = None,
+    progress_bar: bool = True,
 ) -> np.ndarray:
-    """What ``layer`` of ``model`` outputs for ``images``: float32 ``[N, D]``.
+    """What ``layer`` of the paper's CNN outputs for CIFAR-10 ``images``: float32 ``[N, D]``.
 
+    A CIFAR-shaped front end to :func:`deepnnk.extract_features`, which does the work (forward
+    hooks, eval mode under ``torch.inference_mode``, the code-keyed cache, the progress bar).
     images: uint8 ``[N, 32, 32, 3]`` (converted batch by batch, so memory stays low) or float
-    ``[N, 3, 32, 32]`` pixels/255. layer: ``"features"`` (``model.features``, the flattened last
-    conv block, D = 16·C) or ``"logits"`` (``model(x)``, D = 10). The model runs in eval mode
-    under ``torch.inference_mode`` and is put back in the mode it was in.
+    ``[N, 3, 32, 32]`` pixels/255. layer: ``"features"`` (what goes into the final linear layer
+    ``model.fc``, i.e. ``model.features(x)``, the flattened last conv block, D = 16·C) or
+    ``"logits"`` (what comes out of it, ``model(x)``, D = 10). For any other model or layer use
+    :func:`deepnnk.extract_features` directly.
     batch_size: images per forward pass; the default is the fastest measured on CPU (see
-    DEFAULT_BATCH_SIZE), and the cache key does not depend on it.
-
-    cache_dir: where cached results live (default ``<cache root>/features``, see
-    :mod:`deepnnk.cache`); ``False`` disables the cache. The key covers the code, the weights, the
-    layer and the image bytes, so any change to one of them recomputes.
+    DEFAULT_BATCH_SIZE). cache_dir: as :func:`deepnnk.extract_features` (default
+    ``<cache root>/features``; ``False`` disables the cache).
     """
     if layer not in LAYERS:
-        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
+        raise ValueError(
+            f"layer must be one of {LAYERS}, got {layer!r}; for any other layer of any model use "
+            "deepnnk.extract_features(model, data, layer)."
+        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     images = check_images(images)
-    if cache_dir is False:
-        return _compute(model, images, batch_size, layer)
-    if cache_dir is None or cache_dir is True:
-        cache_dir = default_cache_dir()
-    path = Path(cache_dir) / f"{cache_key(model, images, layer)}.npy"
-    if path.is_file():
-        try:
-            cached = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            warnings.warn(
-                f"feature cache entry {path} is unreadable ({err}); recomputing it.", stacklevel=2
-            )
-        else:
-            if cached.ndim == 2 and cached.shape[0] == len(images) and cached.dtype == np.float32:
-                return cached
-            warnings.warn(
-                f"feature cache entry {path} has the wrong shape; recomputing it.", stacklevel=2
-            )
-    out = _compute(model, images, batch_size, layer)
-    atomic_write(path, lambda f: np.save(f, out, allow_pickle=False))
-    return out
+    if not isinstance(getattr(model, "fc", None), nn.Linear):
+        raise ValueError(
+            f"extract reads the input and output of the final linear layer `fc` of the paper's "
+            f"CNN, and {type(model).__name__} has none; use deepnnk.extract_features(model, "
+            "data, layer) with one of its layer names."
+        )
+    return extract_features(
+        model,
+        _batches(images, batch_size),
+        "fc",
+        layer_input=layer == "features",
+        cache_dir=cache_dir,
+        progress_bar=progress_bar,
+    )

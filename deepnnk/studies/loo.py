@@ -44,7 +44,8 @@ from deepnnk.studies.svm import svm_cv_error
 # -> nets.loading (load_network,
 # source_digest) -> nets.checkpoints (model names), nets.paper -> nets.tf_bundle, nets.models
 # (the authors' weights), nets.train (retrained weights, torch_threads) -> nets.features
-# (extraction and its cache) -> nets.data (CIFAR-10, to_tensor), cache.
+# (CIFAR images) -> activations (extraction and its cache), nets.data (CIFAR-10, to_tensor),
+# cache.
 # tests/test_loo.py traces evaluate_checkpoint and checkpoint_svm on synthetic features and
 # checks that every deepnnk module whose code runs is listed.
 NETWORK_CODE = (
@@ -58,6 +59,8 @@ NETWORK_CODE = (
     "nets.models",
     "nets.data",
     "nets.features",
+    "activations",
+    "_progress",
     "cache",
 )
 LOO_CODE = (
@@ -69,7 +72,6 @@ LOO_CODE = (
     "solver",
     "_solver_numba",
     "_validation",
-    "_progress",
 )
 SVM_CODE = (*NETWORK_CODE, "studies.svm")
 
