@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from deepnnk.nets import train as tr
-from deepnnk.nets.models import PaperCNN, count_parameters
+from deepnnk.nets.models import PaperCNN, count_parameters, resnet18
 from deepnnk.nets.train import CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint
 
 WIDTH = 4
@@ -320,10 +320,40 @@ def test_bad_settings_raise_value_error(tmp_path, kw, match):
         run(model(), x, y, tmp_path, **kw)
 
 
-def test_non_papercnn_model_is_rejected(tmp_path):
+def test_a_non_module_is_rejected(tmp_path):
     x, y = toy_data(20)
-    with pytest.raises(ValueError, match="PaperCNN"):
-        run(torch.nn.Linear(2, 2), x, y, tmp_path)
+    with pytest.raises(ValueError, match="nn.Module"):
+        run(object(), x, y, tmp_path)
+
+
+def test_another_model_must_say_whether_to_flip(tmp_path):
+    x, y = toy_data(20)
+    with pytest.raises(ValueError, match="flip=True"):
+        run(resnet18(), x, y, tmp_path)
+    with pytest.raises(ValueError, match="leave flip=None"):
+        run(model(regularized=False), x, y, tmp_path, flip=True)
+
+
+def test_a_resnet18_trains_resumes_and_loads(tmp_path):
+    """Any CIFAR classifier goes through the same loop: torchvision's ResNet-18 (random
+    weights), interrupted after epoch 1 and resumed, ends bit-identical to an uninterrupted
+    run, and load_checkpoint restores it into a fresh instance."""
+    x, y = toy_data(64)
+    reference = resnet18(seed=3)
+    run(reference, x, y, tmp_path / "a", epochs=2, flip=True)
+    first = resnet18(seed=3)
+    run(first, x, y, tmp_path / "b", epochs=1, flip=True)
+    resumed = resnet18(seed=99)  # a fresh process: the checkpoint's weights win
+    run(resumed, x, y, tmp_path / "b", epochs=2, flip=True)
+    assert same_weights(resumed, reference)
+    with pytest.raises(CheckpointError, match="flip"):
+        run(resnet18(), x, y, tmp_path / "b", epochs=3, flip=False)
+    loaded = load_checkpoint(tmp_path / "b", model=resnet18(seed=5))
+    assert same_weights(loaded, reference) and not loaded.training
+    with pytest.raises(CheckpointError, match="pass model="):
+        load_checkpoint(tmp_path / "b")
+    with pytest.raises(CheckpointError, match="not a PaperCNN"):
+        load_checkpoint(tmp_path / "b", model=model())
 
 
 def test_tune_allocator_is_harmless():

@@ -1,4 +1,5 @@
-"""Train :class:`~deepnnk.nets.models.PaperCNN` with the paper's recipe, resumably.
+"""Train :class:`~deepnnk.nets.models.PaperCNN` with the paper's recipe, resumably (and any
+other CIFAR-10 classifier with the same loop, e.g. :func:`~deepnnk.nets.models.resnet18`).
 
 The recipe (Shekkizhar & Ortega 2020 and the authors' code): inputs are pixels/255; Adam with
 lr 1e-3 and default betas/eps, no weight decay; batches of 50 reshuffled every epoch; 20
@@ -75,9 +76,11 @@ _CONFIG_FIELDS = (
     "n_train",
     "data_digest",
     "bias_init",
+    "flip",
 )
-# Checkpoints written before bias_init existed used PyTorch's biases.
-_CONFIG_DEFAULTS = {"bias_init": "pytorch"}
+# Checkpoints written before bias_init existed used PyTorch's biases; "flip" is recorded only for
+# models other than PaperCNN, whose flips follow from "regularized".
+_CONFIG_DEFAULTS = {"bias_init": "pytorch", "flip": None}
 
 
 @dataclass(frozen=True)
@@ -160,12 +163,18 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def load_checkpoint(
-    path: str | os.PathLike, epoch: int | None = None, *, device: str | torch.device = "cpu"
-) -> PaperCNN:
+    path: str | os.PathLike,
+    epoch: int | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    model: nn.Module | None = None,
+) -> nn.Module:
     """The trained model stored in a checkpoint, in eval mode.
 
     ``path`` is an ``epoch_XX.pt`` file, or a checkpoint directory together with ``epoch``
-    (default: the latest epoch there).
+    (default: the latest epoch there). A PaperCNN is rebuilt from the checkpoint's config; any
+    other model needs ``model``, a freshly built instance of the same architecture, whose
+    weights are replaced.
     """
     path = Path(path)
     if path.is_dir():
@@ -179,6 +188,19 @@ def load_checkpoint(
         raise ValueError("pass epoch only together with a checkpoint directory, not a file.")
     state = read_checkpoint(path)
     config = state["config"]
+    if model is not None:
+        if type(model).__name__ != config["model"]:
+            raise CheckpointError(
+                f"checkpoint {path} holds a {config['model']}, not a {type(model).__name__}; "
+                "pass a model of the architecture that was trained."
+            )
+        model.load_state_dict(state["model_state"])
+        return model.to(device).eval()
+    if config["model"] != "PaperCNN":
+        raise CheckpointError(
+            f"checkpoint {path} holds a {config['model']}; pass model=<a new instance of it> "
+            "to load_checkpoint so its weights can be loaded."
+        )
     model = PaperCNN(
         width=config["width"],
         regularized=config["regularized"],
@@ -271,7 +293,9 @@ def run_epoch(
 
 def accuracy(model: nn.Module, images, labels, batch_size: int = DEFAULT_BATCH_SIZE) -> float:
     """Fraction of ``images`` whose argmax logit is the label (eval mode, no cache)."""
-    logits = extract(model, images, batch_size, layer="logits", cache_dir=False)
+    logits = extract(
+        model, images, batch_size, layer="logits", cache_dir=False, progress_bar=False
+    )
     return float(np.mean(logits.argmax(1) == _label_array(labels)))
 
 
@@ -338,7 +362,7 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 
 def train(
-    model: PaperCNN,
+    model: nn.Module,
     x_train,
     y_train,
     *,
@@ -353,11 +377,14 @@ def train(
     num_threads: int | None = DEFAULT_NUM_THREADS,
     channels_last: bool = True,
     progress: bool = True,
+    flip: bool | None = None,
 ) -> list[dict]:
     """Train ``model`` in place for ``epochs`` epochs; returns the per-epoch history.
 
     x_train: uint8 ``[N, 32, 32, 3]`` or float ``[N, 3, 32, 32]`` pixels/255; y_train: ints
-    0..9 ``[N]``. Flips are used exactly when ``model.regularized``. If ``checkpoint_dir``
+    0..9 ``[N]``. A PaperCNN is mirrored left-right at random exactly when
+    ``model.regularized``; any other ``nn.Module`` mapping ``[B, 3, 32, 32]`` to 10 logits needs
+    ``flip=True|False``. If ``checkpoint_dir``
     already holds checkpoints of the same configuration (width, regularisation, seed, batch
     size, lr and training data), training resumes after the latest one and ``model``'s weights
     are replaced by it; a different configuration raises :class:`CheckpointError`.
@@ -374,8 +401,22 @@ def train(
     device and torch version as the interrupted run (they are recorded under ``"runtime"``).
     progress: a tqdm bar per epoch and a summary line per epoch (``TQDM_DISABLE=1`` hides bars).
     """
-    if not isinstance(model, PaperCNN):
-        raise ValueError(f"model must be a deepnnk PaperCNN, got {type(model).__name__}.")
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    if isinstance(model, PaperCNN):
+        if flip is not None and flip != model.regularized:
+            raise ValueError(
+                "a PaperCNN is flipped exactly when it is regularised (the paper's recipe); "
+                "leave flip=None."
+            )
+        flip, flip_record = bool(model.regularized), None
+    elif flip is None:
+        raise ValueError(
+            f"say whether to mirror the training images of this {type(model).__name__} at random: "
+            "train(..., flip=True) or flip=False (only a PaperCNN decides it from its recipe)."
+        )
+    else:
+        flip = flip_record = bool(flip)
     epochs = _check_positive_int(epochs, "epochs")
     batch_size = _check_positive_int(batch_size, "batch_size")
     seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else seed
@@ -395,8 +436,8 @@ def train(
 
     config = {
         "model": type(model).__name__,
-        "width": model.width,
-        "regularized": bool(model.regularized),
+        "width": getattr(model, "width", None),
+        "regularized": bool(model.regularized) if isinstance(model, PaperCNN) else None,
         "seed": seed,
         "batch_size": batch_size,
         "lr": float(lr),
@@ -405,6 +446,7 @@ def train(
         # How the model was initialised; train() cannot see it in the weights, so it trusts
         # the model's own record.
         "bias_init": getattr(model, "bias_init", "pytorch"),
+        "flip": flip_record,
     }
     checkpoint_dir = Path(checkpoint_dir)
     say = tqdm.write if progress else (lambda *_args, **_kw: None)
@@ -448,7 +490,7 @@ def train(
         else:
             _set_rng_state(rng_state, device)
         for epoch in range(start_epoch + 1, epochs + 1):
-            order, flips = epoch_plan(seed, epoch, len(x), flip=model.regularized)
+            order, flips = epoch_plan(seed, epoch, len(x), flip=flip)
             order = order.to(device)
             flips = flips.to(device) if flips is not None else None
             # Passing disable=False explicitly would override the TQDM_DISABLE variable.
