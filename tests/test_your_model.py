@@ -96,9 +96,8 @@ def test_paper_cnn_layers_features_row_matches_the_cifar_pipeline(
     assert [r["dim"] for r in table.values()] == [32] * 6 + [512]
     net = load_network("paper", "regularised", 20, real_data_root)
     x_tr, y_tr, x_te, y_te = load_cifar10(real_data_root)
-    rng = np.random.default_rng(0)
-    tr = np.sort(rng.choice(len(x_tr), 600, replace=False))
-    te = np.sort(rng.choice(len(x_te), 200, replace=False))
+    tr = np.sort(np.random.default_rng(0).choice(len(x_tr), 600, replace=False))
+    te = np.sort(np.random.default_rng(0).choice(len(x_te), 200, replace=False))
     F_tr, F_te = extract(net, x_tr[tr], cache_dir=False), extract(net, x_te[te], cache_dir=False)
     r = evaluate_features(F_tr, y_tr[tr], F_te, y_te[te], ks=[20], solvers=["exact"])
     assert table["features"]["loo_nnk"] == r["loo"]["20"]["exact"]["error"]
@@ -121,12 +120,78 @@ def test_mislabel_experiment_end_to_end_and_resumes(real_data_root, tmp_path, mo
         checkpoints_root=tmp_path / "ck",
         progress=False,
     )
-    r = ym.mislabel_experiment(0.1, **kw)
+    r, arrays = ym.mislabel_experiment(0.1, **kw)
     assert (r["n_train"], r["n_flipped"], r["tracin_epochs"]) == (400, 40, [1])
+    assert (arrays["given"] != arrays["original"]).sum() == 40
+    np.testing.assert_array_equal(arrays["given"] != arrays["original"], arrays["flipped"])
+    assert arrays["features"].shape == (400, 512) and set(arrays["scores"]) == set(ym.SCORES)
     assert set(r["detection"]) == set(ym.SCORES)
     for d in r["detection"].values():
         assert 0.0 <= d["auc"] <= 1.0 and 0.0 <= d["precision_at_rate"] <= 1.0
     (folder,) = (tmp_path / "ck").iterdir()
     assert folder.name == "regularised-noisy10-seed0-n400" and (folder / "epoch_01.pt").is_file()
-    again = ym.mislabel_experiment(0.1, **kw)
+    again, _ = ym.mislabel_experiment(0.1, **kw)
     assert again["detection"] == r["detection"]
+
+
+def test_loo_table_gives_the_weights_the_mislabel_score_reads():
+    """The gallery's explanation of a suspect is the very interpolation its score came from:
+    1 − (weight on the given label) equals nnk_other_share, and no point explains itself,
+    even when it has an exact duplicate."""
+    X, y = _blobs(n=200, seed=4)
+    X[7] = X[3]  # a duplicate: its twin stays a candidate, the point itself does not
+    noisy, _ = ym.flip_labels(y, 0.1, 3, seed=1)
+    scores = ym.mislabel_scores(X, noisy, k=12)
+    rows = ym.top_suspects(scores["nnk_other_share"], 10)
+    assert list(rows[:1]) == [int(np.argmax(scores["nnk_other_share"]))]
+    rows = np.concatenate([rows, [3, 7]])
+    table = ym.loo_table(X, noisy, rows, k=12)
+    assert table.index.shape == (12, 12) and not (table.index == rows[:, None]).any()
+    assert 7 in table.index[-2] and 3 in table.index[-1]
+    share = 1.0 - table.proba[np.arange(len(rows)), np.searchsorted(table.classes, noisy[rows])]
+    np.testing.assert_allclose(share, scores["nnk_other_share"][rows], atol=1e-12)
+
+
+def test_roc_curves_end_at_the_corners():
+    flipped = np.array([0, 1, 0, 1, 0, 0], bool)
+    perfect = flipped.astype(float)
+    curves = ym.roc_curves({"perfect": perfect, "reversed": -perfect}, flipped)
+    for fpr, tpr in curves.values():
+        assert fpr[0] == tpr[0] == 0.0 and fpr[-1] == tpr[-1] == 1.0
+    fpr, tpr = curves["perfect"]
+    assert np.trapezoid(tpr, fpr) == 1.0
+
+
+def test_layer_by_layer_on_a_tabular_mlp():
+    """Any model, any layers: an MLP trained on separable blobs separates them in its hidden
+    layer, and its rows are named and sized as asked."""
+    X, y = _blobs(n=300, d=6, c=3, seed=5)
+    X = X.astype(np.float32)
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(6, 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 16),
+        torch.nn.ReLU(),
+        torch.nn.Linear(16, 3),
+    )
+    opt = torch.optim.Adam(mlp.parameters(), 1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(mlp(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        opt.step()
+    table = ym.layer_by_layer(
+        mlp,
+        X[:200],
+        y[:200],
+        X[200:],
+        y[200:],
+        {"hidden": "3", "logits": "4"},
+        k=10,
+        progress=False,
+    )
+    assert list(table) == ["hidden", "logits"]
+    assert table["hidden"]["dim"] == 16 and table["logits"]["dim"] == 3
+    assert table["logits"]["test_nnk"] < 0.1
+    with pytest.raises(ValueError, match="valid layer names"):
+        ym.layer_by_layer(mlp, X[:200], y[:200], X[200:], y[200:], ["nope"], progress=False)

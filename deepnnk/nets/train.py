@@ -293,9 +293,7 @@ def run_epoch(
 
 def accuracy(model: nn.Module, images, labels, batch_size: int = DEFAULT_BATCH_SIZE) -> float:
     """Fraction of ``images`` whose argmax logit is the label (eval mode, no cache)."""
-    logits = extract(
-        model, images, batch_size, layer="logits", cache_dir=False, progress_bar=False
-    )
+    logits = extract(model, images, batch_size, layer="logits", cache_dir=False, progress_bar=False)
     return float(np.mean(logits.argmax(1) == _label_array(labels)))
 
 
