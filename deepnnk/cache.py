@@ -78,10 +78,17 @@ def code_digest(modules: Iterable[str | ModuleType]) -> str:
 
 
 def model_module(model) -> list[ModuleType]:
-    """The module that defines ``type(model)`` (its forward pass), as a one-item list, or an
-    empty list when it has no source file (a class defined in a notebook)."""
-    mod = sys.modules.get(type(model).__module__)
-    return [mod] if mod is not None and getattr(mod, "__file__", None) else []
+    """The modules that define the classes of ``model`` and of every submodule (their forward
+    passes: a model built from blocks in several files, or torch's own layers), sorted by
+    name. A class without a source file (one defined in a notebook) adds none; its weights and
+    class name still enter the keys (:func:`model_digest`)."""
+    parts = model.modules() if hasattr(model, "modules") else [model]
+    found = {}
+    for part in parts:
+        mod = sys.modules.get(type(part).__module__)
+        if mod is not None and getattr(mod, "__file__", None):
+            found[mod.__name__] = mod
+    return [found[name] for name in sorted(found)]
 
 
 def spec_digest(spec: dict) -> str:

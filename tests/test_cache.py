@@ -66,3 +66,21 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
         cache.atomic_write(path, boom)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_model_module_lists_the_code_of_every_submodule():
+    """A model built from parts defined in several files is keyed by all of them: here the
+    paper CNN's module and torch's container, conv and linear layers."""
+    import torch
+
+    from deepnnk.cache import model_module
+    from deepnnk.nets.models import PaperCNN
+
+    names = [m.__name__ for m in model_module(torch.nn.Sequential(PaperCNN(4), torch.nn.ReLU()))]
+    assert names == sorted(names)
+    assert {
+        "deepnnk.nets.models",
+        "torch.nn.modules.container",
+        "torch.nn.modules.conv",
+        "torch.nn.modules.linear",
+    } <= set(names)

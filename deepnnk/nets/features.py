@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from deepnnk import activations
 from deepnnk.activations import extract_features
@@ -106,36 +105,46 @@ def images_to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- extraction
 
 
-def _batches(images, batch_size: int) -> DataLoader:
-    return DataLoader(_ImageBatches(images, batch_size), batch_size=None)
+class _CifarInput(nn.Module):
+    """The CNN behind a converter: a uint8 ``[B, 32, 32, 3]`` batch becomes float32
+    ``[B, 3, 32, 32]`` pixels/255 (the very operations of :func:`~deepnnk.nets.data.to_tensor`,
+    channels-last in memory, the layout the convolutions run fastest in); a float batch passes
+    unchanged. Feeding uint8 images keeps the cache key a hash of their bytes (a quarter of the
+    float ones) and converts only one batch at a time."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.train(net.training)  # extract_features restores the mode it found
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        return self.net(x)
+
+
+def _arguments(model: nn.Module, images, layer: str) -> tuple[nn.Module, object, dict]:
+    if layer not in LAYERS:
+        raise ValueError(
+            f"layer must be one of {LAYERS}, got {layer!r}; for any other layer of any model use "
+            "deepnnk.extract_features(model, data, layer)."
+        )
+    images = check_images(images)
+    if not isinstance(getattr(model, "fc", None), nn.Linear):
+        raise ValueError(
+            f"extract reads the input and output of the final linear layer `fc` of the paper's "
+            f"CNN, and {type(model).__name__} has none; use deepnnk.extract_features(model, "
+            "data, layer) with one of its layer names."
+        )
+    return _CifarInput(model), images, {"layer": "net.fc", "layer_input": layer == "features"}
 
 
 def cache_key(model: nn.Module, images, layer: str) -> str:
     """The hex key of ``extract(model, images, layer=layer)`` in the feature cache
     (:func:`deepnnk.activations.cache_key`: the code, the model's class and weights, the layer
     and the image bytes; the batch size does not enter)."""
-    if layer not in LAYERS:
-        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}.")
-    images = check_images(images)
-    batches = _batches(images, DEFAULT_BATCH_SIZE)
-    return activations.cache_key(model, batches, "fc", layer_input=layer == "features")
-
-
-class _ImageBatches(Dataset):
-    """A checked image array as float batches: item ``i`` is images ``[i·b, (i+1)·b)`` as float32
-    ``[b, 3, 32, 32]`` (pixels/255), converted only when asked for, so memory stays low; fed to
-    a ``DataLoader(..., batch_size=None)`` it hands :func:`deepnnk.extract_features` ready
-    batches in the memory layout the convolutions run fastest in."""
-
-    def __init__(self, images, batch_size: int):
-        self.images, self.batch_size = images, batch_size
-
-    def __len__(self) -> int:
-        return -(-len(self.images) // self.batch_size)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        start = i * self.batch_size
-        return images_to_float(self.images[start : start + self.batch_size])
+    wrapped, data, where = _arguments(model, images, layer)
+    return activations.cache_key(wrapped, data, where["layer"], layer_input=where["layer_input"])
 
 
 def extract(
@@ -160,25 +169,15 @@ def extract(
     DEFAULT_BATCH_SIZE). cache_dir: as :func:`deepnnk.extract_features` (default
     ``<cache root>/features``; ``False`` disables the cache).
     """
-    if layer not in LAYERS:
-        raise ValueError(
-            f"layer must be one of {LAYERS}, got {layer!r}; for any other layer of any model use "
-            "deepnnk.extract_features(model, data, layer)."
-        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    images = check_images(images)
-    if not isinstance(getattr(model, "fc", None), nn.Linear):
-        raise ValueError(
-            f"extract reads the input and output of the final linear layer `fc` of the paper's "
-            f"CNN, and {type(model).__name__} has none; use deepnnk.extract_features(model, "
-            "data, layer) with one of its layer names."
-        )
+    wrapped, data, where = _arguments(model, images, layer)
     return extract_features(
-        model,
-        _batches(images, batch_size),
-        "fc",
-        layer_input=layer == "features",
+        wrapped,
+        data,
+        where["layer"],
+        layer_input=where["layer_input"],
+        batch_size=batch_size,
         cache_dir=cache_dir,
         progress_bar=progress_bar,
     )
