@@ -470,9 +470,9 @@ def train(
         start_epoch = state["epoch"]
         rng_state = state["rng_state"]
         if start_epoch >= epochs:
-            say(f"{checkpoint_dir}: already trained for {start_epoch} epoch(s); nothing to do.")
+            say(f"{checkpoint_dir.name}: already trained for {start_epoch} epoch(s); nothing to do.")
             return history
-        say(f"{checkpoint_dir}: resuming after epoch {start_epoch} of {epochs}.")
+        say(f"{checkpoint_dir.name}: resuming after epoch {start_epoch} of {epochs}.")
 
     x = images_to_float(x_train).to(device)
     x = x.contiguous(

@@ -638,10 +638,11 @@ def resnet18_layers(
 
 def resnet18_metrics(table: dict[str, dict], accuracy: dict, history: list[dict]) -> dict:
     """What notebook 05 records of the ResNet-18: the per-layer table (and its layer order,
-    which ``metrics.json``'s sorted keys lose), the network's accuracy, the epochs trained and
-    their seconds, and :func:`layer_summary`."""
+    which ``metrics.json``'s sorted keys lose), the network's accuracy (and test error), the
+    epochs trained and their seconds, and :func:`layer_summary`."""
     return {
         "accuracy": accuracy,
+        "network_test_error": 1.0 - accuracy["test_accuracy"],
         "layers": table,
         "layer_order": list(table),
         "epochs": len(history),
