@@ -368,3 +368,139 @@ def test_checkpoint_format_tags_are_those_on_disk():
 
     assert tr.CHECKPOINT_FORMAT == "deepnnk.train/1"
     assert GAN_FORMAT == "deepnnk.dcgan/1"
+
+
+# --------------------------------------------------------------------------- penalties
+
+
+def decoy_data(n: int = 64):
+    """Decoy-CIFAR on the toy images: a class-coded grey corner patch, and its masks."""
+    from deepnnk.nets.decoy import add_decoy
+
+    x, y = toy_data(n)
+    return (*add_decoy(x, y, mode="train", seed=0), y)
+
+
+def test_cdep_run_trains_checkpoints_and_resumes_bit_identically(tmp_path):
+    from deepnnk.nets.penalties import CDEPPenalty
+
+    x, masks, y = decoy_data()
+    reference = model(seed=1)  # regularised: dropout and flips, masks flipped with them
+    ref_history = run(reference, x, y, tmp_path / "a", penalty=CDEPPenalty(10.0), masks=masks)
+    assert all(r["penalty"] > 0 for r in ref_history)
+    config = tr.read_checkpoint(checkpoint_path(tmp_path / "a", 2))["config"]
+    assert config["penalty"] == "cdep(lam=10.0)" and len(config["penalty_masks"]) == 40
+
+    interrupted = model(seed=1)
+    calls = 0
+
+    def stop_in_epoch_2(module, inputs):
+        nonlocal calls
+        calls += 1
+        if calls == 2 + 2:  # 2 steps per epoch (64 images, batch 50): epoch 2's 2nd step
+            raise KeyboardInterrupt
+
+    hook = interrupted.register_forward_pre_hook(stop_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        run(interrupted, x, y, tmp_path / "b", penalty=CDEPPenalty(10.0), masks=masks)
+    hook.remove()
+    assert list(list_checkpoints(tmp_path / "b")) == [1]
+    resumed = model(seed=99)
+    history = run(resumed, x, y, tmp_path / "b", penalty=CDEPPenalty(10.0), masks=masks)
+    assert same_weights(resumed, reference)
+    for key in ("train_loss", "penalty"):
+        assert [r[key] for r in history] == [r[key] for r in ref_history]
+
+    # another λ, another penalty, no penalty, other masks: each refused, naming the field
+    for kw, match in [
+        ({"penalty": CDEPPenalty(20.0), "masks": masks}, "penalty: checkpoint 'cdep"),
+        ({"penalty": _rrr(10.0), "masks": masks}, "rrr"),
+        ({}, "requested None"),
+        ({"penalty": CDEPPenalty(10.0), "masks": np.roll(masks, 1, axis=0)}, "masks differ"),
+    ]:
+        with pytest.raises(CheckpointError, match=match):
+            run(model(), x, y, tmp_path / "a", epochs=3, **kw)
+    # and a checkpoint without a penalty is not resumed with one
+    run(model(), x, y, tmp_path / "plain", epochs=1)
+    with pytest.raises(CheckpointError, match="penalty"):
+        run(model(), x, y, tmp_path / "plain", penalty=CDEPPenalty(10.0), masks=masks)
+
+
+def _rrr(lam):
+    from deepnnk.nets.penalties import GradientPenalty
+
+    return GradientPenalty(lam)
+
+
+@pytest.mark.parametrize("name", ["cdep", "rrr"])
+def test_a_zero_lambda_penalty_trains_exactly_like_no_penalty(tmp_path, name):
+    """The penalty replays the forward pass's random state in a forked RNG, so even with
+    dropout the run's random stream is untouched, and λ = 0 adds exact zeros to the gradients."""
+    from deepnnk.nets.penalties import CDEPPenalty, GradientPenalty
+
+    penalty = {"cdep": CDEPPenalty, "rrr": GradientPenalty}[name](0.0)
+    x, masks, y = decoy_data()
+    plain, zero = model(seed=2), model(seed=2)
+    plain_history = run(plain, x, y, tmp_path / "plain")
+    zero_history = run(zero, x, y, tmp_path / "zero", penalty=penalty, masks=masks)
+    assert same_weights(plain, zero)
+    assert [r["train_loss"] for r in zero_history] == [r["train_loss"] for r in plain_history]
+    assert all(r["penalty"] == 0.0 for r in zero_history)
+    assert "penalty" not in plain_history[0]
+    config = tr.read_checkpoint(checkpoint_path(tmp_path / "plain", 2))["config"]
+    assert set(config) == {
+        "model",
+        "width",
+        "regularized",
+        "seed",
+        "batch_size",
+        "lr",
+        "n_train",
+        "data_digest",
+        "bias_init",
+        "flip",
+    }  # unchanged without a penalty, so existing checkpoints still resume
+
+
+def test_masks_are_mirrored_with_their_images(tmp_path):
+    """Every batch's masks mark exactly the grey patch of the images the model sees, flipped
+    ones included (about half of a regularised model's images are mirrored)."""
+    from deepnnk.nets.decoy import CLASS_LEVELS
+
+    x, masks, y = decoy_data()
+    seen = []
+
+    class Spy:
+        tag = "spy"
+
+        def __call__(self, net, xb, yb, masks_b):
+            seen.append((xb.detach().clone(), yb.clone(), masks_b.clone()))
+            return xb.sum() * 0
+
+    run(model(), x, y, tmp_path, penalty=Spy(), masks=masks)
+    assert len(seen) == 4 and sum(len(s[0]) for s in seen) == 128
+    for xb, yb, mb in seen:
+        assert mb.dtype == torch.bool and mb.shape == (len(xb), 32, 32)
+        for image, label, mask in zip(xb, yb, mb, strict=True):
+            patch = image[:, mask]
+            assert patch.shape == (3, 16)
+            assert torch.allclose(patch, torch.full_like(patch, CLASS_LEVELS[label] / 255.0))
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"masks": np.zeros((64, 32, 32), bool)}, "only with a penalty"),
+        ({"penalty": "cdep"}, "callable"),
+        ({"penalty": "cdep", "masks": np.zeros((64, 32, 32), bool)}, "callable"),
+        ({"penalty": lambda *a: 0}, "callable"),
+        ({"penalty": _rrr(1.0)}, "needs masks"),
+        ({"penalty": _rrr(1.0), "masks": np.zeros((63, 32, 32), bool)}, r"bool \[N, 32, 32\]"),
+        ({"penalty": _rrr(1.0), "masks": np.zeros((64, 32, 32), np.uint8)}, "bool"),
+    ],
+)
+def test_bad_penalty_arguments_raise_value_error(tmp_path, kw, match):
+    x, _, y = decoy_data()
+    with pytest.raises(ValueError, match=match):
+        run(model(), x, y, tmp_path, **kw)
+    assert not list(list_checkpoints(tmp_path))

@@ -77,10 +77,14 @@ _CONFIG_FIELDS = (
     "data_digest",
     "bias_init",
     "flip",
+    "penalty",
+    "penalty_masks",
 )
 # Checkpoints written before bias_init existed used PyTorch's biases; "flip" is recorded only for
-# models other than PaperCNN, whose flips follow from "regularized".
-_CONFIG_DEFAULTS = {"bias_init": "pytorch", "flip": None}
+# models other than PaperCNN, whose flips follow from "regularized"; "penalty" (the penalty's tag)
+# and "penalty_masks" (a digest of its masks) only for a run with an explanation penalty, so a
+# run without one writes the config it always wrote.
+_CONFIG_DEFAULTS = {"bias_init": "pytorch", "flip": None, "penalty": None, "penalty_masks": None}
 
 
 @dataclass(frozen=True)
@@ -214,12 +218,19 @@ def _check_config(state: dict, wanted: dict, path: Path) -> None:
     saved = state["config"]
     diffs = [
         f"{key}: checkpoint {saved.get(key, _CONFIG_DEFAULTS.get(key))!r}, "
-        f"requested {wanted[key]!r}"
+        f"requested {wanted.get(key, _CONFIG_DEFAULTS.get(key))!r}"
         for key in _CONFIG_FIELDS
-        if saved.get(key, _CONFIG_DEFAULTS.get(key)) != wanted[key]
+        if saved.get(key, _CONFIG_DEFAULTS.get(key)) != wanted.get(key, _CONFIG_DEFAULTS.get(key))
     ]
     if diffs:
-        readable = [d if not d.startswith("data_digest") else "training data differ" for d in diffs]
+        readable = [
+            "training data differ"
+            if d.startswith("data_digest")
+            else "penalty masks differ"
+            if d.startswith("penalty_masks")
+            else d
+            for d in diffs
+        ]
         raise CheckpointError(
             f"checkpoint {path} was written by a different training run, so it will not be "
             f"resumed ({'; '.join(readable)}). Use another checkpoint_dir, or delete "
@@ -261,14 +272,27 @@ def run_epoch(
     *,
     bar=None,
     max_batches: int | None = None,
+    penalty=None,
+    masks: torch.Tensor | None = None,
+    stats: dict | None = None,
 ) -> float:
     """One pass of Adam steps over ``x[order]`` in batches; returns the mean training loss.
 
     x: float ``[N, 3, 32, 32]`` on the model's device; y: int64 ``[N]``; flips: bool ``[N]``
     per visited position or None. ``max_batches`` stops early (for benchmarks).
+
+    penalty: an explanation penalty (:mod:`deepnnk.nets.penalties`) added to each batch's
+    cross-entropy, ``penalty(model, xb, y[idx], masks[idx])``, with ``masks`` bool
+    ``[N, 32, 32]`` on x's device, mirrored with their images. The penalty runs with the random
+    state the batch's forward pass started from (the same dropout draw) inside a forked RNG, so
+    the run's random stream is the same with or without it. The returned loss stays the mean
+    cross-entropy; the mean penalty goes into ``stats["penalty"]`` when ``stats`` is a dict.
     """
+    if (penalty is None) != (masks is None):
+        raise ValueError("pass penalty and masks together (or neither).")
     model.train()
     total = torch.zeros((), dtype=torch.float64)
+    total_penalty = torch.zeros((), dtype=torch.float64)
     seen = 0
     for b, start in enumerate(range(0, len(order), batch_size)):
         if max_batches is not None and b >= max_batches:
@@ -278,9 +302,22 @@ def run_epoch(
         if flips is not None:
             mirror = flips[start : start + batch_size].view(-1, 1, 1, 1)
             xb = torch.where(mirror, xb.flip(3), xb)
-        loss = F.cross_entropy(model(xb), y[idx])
+        if penalty is None:
+            loss = F.cross_entropy(model(xb), y[idx])
+            objective = loss
+        else:
+            rng_state = _get_rng_state(xb.device)
+            loss = F.cross_entropy(model(xb), y[idx])
+            mb = masks[idx]
+            if flips is not None:
+                mb = torch.where(mirror.view(-1, 1, 1), mb.flip(2), mb)
+            with torch.random.fork_rng(devices=_rng_devices(xb.device)):
+                _set_rng_state(rng_state, xb.device)
+                extra = penalty(model, xb, y[idx], mb)
+            objective = loss + extra
+            total_penalty += extra.detach().double().cpu() * len(idx)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         optimizer.step()
         total += loss.detach().double().cpu() * len(idx)
         seen += len(idx)
@@ -288,6 +325,8 @@ def run_epoch(
             bar.update(1)
             if b % 50 == 0:
                 bar.set_postfix(loss=f"{total.item() / seen:.4f}", refresh=False)
+    if stats is not None and penalty is not None:
+        stats["penalty"] = total_penalty.item() / max(seen, 1)
     return total.item() / max(seen, 1)
 
 
@@ -376,6 +415,8 @@ def train(
     channels_last: bool = True,
     progress: bool = True,
     flip: bool | None = None,
+    penalty=None,
+    masks=None,
 ) -> list[dict]:
     """Train ``model`` in place for ``epochs`` epochs; returns the per-epoch history.
 
@@ -398,6 +439,16 @@ def train(
     left in that layout. Bit-identical resumption assumes the same num_threads, channels_last,
     device and torch version as the interrupted run (they are recorded under ``"runtime"``).
     progress: a tqdm bar per epoch and a summary line per epoch (``TQDM_DISABLE=1`` hides bars).
+
+    penalty: an explanation penalty added to the cross-entropy of every batch, e.g.
+    :class:`~deepnnk.nets.penalties.CDEPPenalty` or
+    :class:`~deepnnk.nets.penalties.GradientPenalty`; ``masks``, bool ``[N, 32, 32]`` (one per
+    training image, True where the penalty applies, e.g. the patch of
+    :func:`~deepnnk.nets.decoy.add_decoy`), is then required and is mirrored with its image.
+    The config records ``penalty.tag`` and a digest of the masks (only when a penalty is given:
+    a run without one writes the config it always did), so a checkpoint of another penalty,
+    λ or masks is not resumed; history entries add ``penalty``, its mean over the epoch
+    (``train_loss`` stays the mean cross-entropy).
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
@@ -431,6 +482,7 @@ def train(
     if x_test is not None:
         x_test = check_images(x_test, "x_test")
         check_labels(y_test, len(x_test), "y_test")
+    masks_t = _check_penalty(penalty, masks, len(x_train))
 
     config = {
         "model": type(model).__name__,
@@ -446,6 +498,9 @@ def train(
         "bias_init": getattr(model, "bias_init", "pytorch"),
         "flip": flip_record,
     }
+    if penalty is not None:
+        config["penalty"] = penalty.tag
+        config["penalty_masks"] = array_digest(masks_t).hexdigest()
     checkpoint_dir = Path(checkpoint_dir)
     say = tqdm.write if progress else (lambda *_args, **_kw: None)
     device = next(model.parameters()).device
@@ -470,7 +525,9 @@ def train(
         start_epoch = state["epoch"]
         rng_state = state["rng_state"]
         if start_epoch >= epochs:
-            say(f"{checkpoint_dir.name}: already trained for {start_epoch} epoch(s); nothing to do.")
+            say(
+                f"{checkpoint_dir.name}: already trained for {start_epoch} epoch(s); nothing to do."
+            )
             return history
         say(f"{checkpoint_dir.name}: resuming after epoch {start_epoch} of {epochs}.")
 
@@ -479,6 +536,8 @@ def train(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format
     )
     y = torch.from_numpy(y_np).to(device)
+    if masks_t is not None:
+        masks_t = masks_t.to(device)
     steps = math.ceil(len(x) / batch_size)
 
     with torch_threads(num_threads), torch.random.fork_rng(devices=_rng_devices(device)):
@@ -497,9 +556,24 @@ def train(
                 total=steps, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False, **bar_args
             ) as bar:
                 started = time.perf_counter()
-                loss = run_epoch(model, optimizer, x, y, order, flips, batch_size, bar=bar)
+                stats: dict = {}
+                loss = run_epoch(
+                    model,
+                    optimizer,
+                    x,
+                    y,
+                    order,
+                    flips,
+                    batch_size,
+                    bar=bar,
+                    penalty=penalty,
+                    masks=masks_t,
+                    stats=stats,
+                )
                 seconds = time.perf_counter() - started
             record = {"epoch": epoch, "train_loss": loss, "seconds": seconds}
+            if penalty is not None:
+                record["penalty"] = stats["penalty"]
             if x_test is not None or eval_train:
                 started = time.perf_counter()
                 if eval_train:
@@ -530,6 +604,35 @@ def train(
     return history
 
 
+def _check_penalty(penalty, masks, n: int) -> torch.Tensor | None:
+    """Check a penalty and its masks; returns the masks as a CPU bool tensor (or None)."""
+    if penalty is None:
+        if masks is not None:
+            raise ValueError("masks are used only with a penalty; pass penalty=... or no masks.")
+        return None
+    if not callable(penalty) or not isinstance(getattr(penalty, "tag", None), str):
+        raise ValueError(
+            "penalty must be a callable penalty(model, xb, yb, masks_b) with a str tag, e.g. "
+            f"deepnnk.nets.penalties.CDEPPenalty(lam); got {type(penalty).__name__}."
+        )
+    if masks is None:
+        raise ValueError(
+            "a penalty needs masks: bool [N, 32, 32], one per training image (True where the "
+            "penalty applies, e.g. the patch_mask of deepnnk.nets.decoy.add_decoy)."
+        )
+    m = (
+        masks.detach().cpu()
+        if isinstance(masks, torch.Tensor)
+        else torch.from_numpy(np.ascontiguousarray(np.asarray(masks)))
+    )
+    if m.dtype != torch.bool or tuple(m.shape) != (n, 32, 32):
+        raise ValueError(
+            f"masks must be bool [N, 32, 32] with N = {n} (one per training image), "
+            f"got {m.dtype} {list(m.shape)}."
+        )
+    return m.contiguous()
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     atomic_write(path, lambda f: torch.save(state, f))
 
@@ -538,6 +641,7 @@ def _summary(record: dict, epochs: int, steps: int) -> str:
     parts = [
         f"epoch {record['epoch']}/{epochs}",
         f"loss {record['train_loss']:.4f}",
+        *([f"penalty {record['penalty']:.4g}"] if "penalty" in record else []),
         f"{record['seconds']:.1f} s ({1000 * record['seconds'] / steps:.0f} ms/step)",
     ]
     if "train_accuracy" in record:
