@@ -438,7 +438,8 @@ def mislabel_experiment(
     """Flip ``rate`` of the labels, train on them (:func:`noisy_label_run`), then score every
     training point (:func:`mislabel_scores`, on the last epoch's features and logits; TracIn
     summed over ``tracin_epochs``, default every epoch) and report how well each score finds
-    the flipped labels (:func:`detection_report`), with the seconds each score took.
+    the flipped labels (:func:`detection_report`), with the seconds each score took (the
+    features are recomputed, not read from a cache, so those are computing times).
 
     Returns ``(report, arrays)``: ``report`` is JSON-ready (the detection table, the network's
     training accuracy on the given and on the original labels, seconds); ``arrays`` holds, per
@@ -465,7 +466,8 @@ def mislabel_experiment(
 
     def features_and_logits(epoch):
         net = load_checkpoint(folder, epoch)
-        F = extract_features(net, x, "fc", layer_input=True, progress_bar=progress)
+        # Not cached: the seconds reported for each score are those of computing it.
+        F = extract_features(net, x, "fc", layer_input=True, cache_dir=False, progress_bar=progress)
         W, b = net.fc.weight.detach().double().numpy(), net.fc.bias.detach().double().numpy()
         return F, F.astype(np.float64) @ W.T + b  # the logits, exactly what fc computes
 
