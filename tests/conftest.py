@@ -116,3 +116,17 @@ def run_notebook(name: str, tmp_path: Path, monkeypatch, kernel: str | None = No
     _, bad = check_claims(tmp_path / f"{name}.ipynb", out / "metrics.json")
     assert not bad, f"{name}: prose that differs from its own metrics.json: {bad}"
     return out
+
+
+def off_the_data(fig):
+    """Every legend of ``fig`` lies outside every axes' box (the style guide: legends never
+    over data); returns the legends."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    assert legends
+    for leg in legends:
+        box = leg.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer)), (leg, ax)
+    return legends

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import off_the_data  # noqa: E402
 
 from deepnnk import NNKClassifier, explain  # noqa: E402
 from deepnnk.figures import adversarial as plots  # noqa: E402
@@ -68,18 +69,6 @@ CLEAN["other_class_polytope"] = 0.3
 def data_lines(ax):
     """The plotted curves: lines with data, not the legend's proxies nor the chance line."""
     return [ln for ln in ax.lines if len(ln.get_xdata()) and ln.get_label() != "chance"]
-
-
-def off_the_data(fig):
-    """Every legend lies outside every axes' box (the style guide: legends never over data)."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
-    assert legends
-    for leg in legends:
-        box = leg.get_window_extent(renderer)
-        for ax in fig.axes:
-            assert not box.overlaps(ax.get_window_extent(renderer)), (leg, ax)
 
 
 def test_curves(results):

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import off_the_data  # noqa: E402
 
 from deepnnk.explain import NeighbourTable  # noqa: E402
 from deepnnk.figures import style  # noqa: E402
@@ -45,19 +46,6 @@ REPORT = {
     "tracin_self_influence": {"auc": 0.93, "precision_at_rate": 0.77},
 }
 SECONDS = {"nnk_other_share": 120.0, "knn_other_share": 3.2}
-
-
-def off_the_data(fig):
-    """Every legend lies outside every axes' box (the style guide: legends never over data)."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
-    assert legends
-    for leg in legends:
-        box = leg.get_window_extent(renderer)
-        for ax in fig.axes:
-            assert not box.overlaps(ax.get_window_extent(renderer)), (leg, ax)
-    return legends
 
 
 def data_lines(ax):
