@@ -111,9 +111,18 @@ def _batches(data, batch_size: int):
             ) from err
     if arr.ndim < 1 or len(arr) == 0:
         raise ValueError(f"data must hold at least one example along dim 0; got shape {arr.shape}.")
-    return len(arr), (
-        torch.as_tensor(arr[s : s + batch_size]) for s in range(0, len(arr), batch_size)
-    )
+    return len(arr), (_as_tensor(arr[s : s + batch_size]) for s in range(0, len(arr), batch_size))
+
+
+def _as_tensor(chunk) -> torch.Tensor:
+    """A batch as a tensor. A numpy batch is copied into a fresh buffer: torch cannot share a
+    read-only one (a memory-mapped or cached array; it would warn in every batch), and a slice
+    at an arbitrary offset can be misaligned for the vectorised kernels, which then round
+    differently (measured: 1-ulp differences between a slice and its copy), so copying makes the
+    features independent of where the batch sits in memory."""
+    if isinstance(chunk, np.ndarray):
+        return torch.from_numpy(np.array(chunk, copy=True))
+    return torch.as_tensor(chunk)
 
 
 def _input_of(item):

@@ -191,3 +191,25 @@ def test_layer_input_gives_the_paper_cnn_features():
     np.testing.assert_array_equal(got, want)
     conv = deepnnk.extract_features(model, x, "convs.5", pool="max", cache_dir=False)
     assert conv.shape == (6, 8)  # max-pooled over space: the last conv layer's C = 8 channels
+
+
+def test_a_read_only_array_gives_the_same_features_without_a_warning():
+    """Cached and memory-mapped arrays are read-only; torch cannot share such a buffer and
+    would warn in every batch (a warning a published notebook must not show). The bits equal
+    those of a writable copy, since every numpy batch is copied before it runs."""
+    import warnings
+
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU())
+    x = np.random.default_rng(0).normal(size=(30, 5)).astype(np.float32)
+    frozen = x.copy()
+    frozen.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = deepnnk.extract_features(
+            mlp, frozen, "1", batch_size=7, cache_dir=False, progress_bar=False
+        )
+    np.testing.assert_array_equal(
+        got,
+        deepnnk.extract_features(mlp, x, "1", batch_size=7, cache_dir=False, progress_bar=False),
+    )
