@@ -291,12 +291,14 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         squared kernel-space distance 1 − 2k_Sqᵀθ + θᵀK_SSθ from the query to its interpolation,
         computed with the unnormalised θ; NaN under ``weighting="knn"``, where θ is no fit).
         """
-        Xq = self._queries(X)
+        return self._explain(self._queries(X), exclude_self=False)
+
+    def _explain(self, Xq, exclude_self: bool):
         n, k = len(Xq), self.n_neighbors
         index = np.empty((n, k), dtype=np.int64)
         weights = np.empty((n, k))
         residual = np.full(n, np.nan)
-        for sl, nb, theta in self._blocks(Xq, exclude_self=False):
+        for sl, nb, theta in self._blocks(Xq, exclude_self=exclude_self):
             index[sl] = nb.index
             total = theta.sum(1, keepdims=True)
             weights[sl] = theta / np.where(total > 0, total, 1.0)
@@ -309,6 +311,14 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         points (excluded by index, so duplicates stay candidates). ``[N, C]``."""
         check_is_fitted(self, "X_fit_")
         return self._proba(self.X_fit_, exclude_self=True)
+
+    def loo_explain(self):
+        """Leave-one-out explanations of the training points: as :meth:`explain`, each point
+        interpolated from its k nearest *other* training points (the interpolation
+        :meth:`loo_predict_proba` reads its labels from, from one search and one solve).
+        Returns (index ``[N, k]``, weights ``[N, k]``, residual ``[N]``)."""
+        check_is_fitted(self, "X_fit_")
+        return self._explain(self.X_fit_, exclude_self=True)
 
     def loo_predict(self) -> np.ndarray:
         """Leave-one-out predicted labels ``[N]``."""

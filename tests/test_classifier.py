@@ -313,3 +313,21 @@ def _expected_failed_checks(estimator):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_loo_explain_is_the_interpolation_loo_predict_proba_reads():
+    """One search and one solve give the leave-one-out candidates, weights and residual; the
+    point itself is never a candidate, and the labels they interpolate are loo_predict_proba's."""
+    from deepnnk.explain import interpolate
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(80, 5))
+    y = rng.integers(0, 3, 80)
+    clf = NNKClassifier(n_neighbors=8).fit(X, y)
+    index, weights, residual = clf.loo_explain()
+    assert index.shape == weights.shape == (80, 8) and residual.shape == (80,)
+    assert not (index == np.arange(80)[:, None]).any()
+    np.testing.assert_allclose(weights.sum(1), 1.0)
+    assert (residual >= -1e-12).all()
+    P = interpolate(weights, clf.y_fit_[index], len(clf.classes_))
+    np.testing.assert_allclose(P, clf.loo_predict_proba(), atol=1e-12)

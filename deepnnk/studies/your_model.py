@@ -21,9 +21,8 @@ import time
 
 import numpy as np
 
-from deepnnk import NNKClassifier, knn
+from deepnnk import NNKClassifier
 from deepnnk.evaluation import evaluate_features
-from deepnnk.explain import nnk_on_candidates
 from deepnnk.studies.profiles import pick
 
 #: The sizes of notebook 05 per profile (:mod:`deepnnk.studies.profiles`); ``None`` is all of a
@@ -219,7 +218,14 @@ def network_loss(logits, y) -> np.ndarray:
 
 
 def mislabel_scores(
-    features, y, logits=None, *, k: int = 50, tracin=None, predictions: dict | None = None
+    features,
+    y,
+    logits=None,
+    *,
+    k: int = 50,
+    tracin=None,
+    predictions: dict | None = None,
+    tables: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Per training point ``[N]``, scores of :data:`SCORES` ("higher = more suspicious").
 
@@ -228,14 +234,21 @@ def mislabel_scores(
     reconstruct it; ``knn_other_share``: the same share with kernel-kNN weights;
     ``network_loss``: the cross-entropy of ``logits`` (if given); ``tracin_self_influence``:
     ``tracin`` if given (:func:`tracin_self_influence`). ``predictions``: a dict that receives
-    the leave-one-out labels ``[N]`` the two interpolations predict (``"nnk"``, ``"knn"``),
-    which come out of the same solve."""
+    the leave-one-out labels ``[N]`` the two interpolations predict (``"nnk"``, ``"knn"``);
+    ``tables``: a dict that receives NNK's leave-one-out
+    :class:`~deepnnk.explain.NeighbourTable` of every point (``"nnk"``), the explanation of
+    each score. NNK's share, residual, labels and table all come from one search and one
+    solve (:meth:`~deepnnk.NNKClassifier.loo_explain`)."""
+    from deepnnk.explain import NeighbourTable
+
     y = np.asarray(y)
     nnk = NNKClassifier(n_neighbors=k).fit(features, y)
     kn = NNKClassifier(n_neighbors=k, weighting="knn").fit(features, y)
     pos = np.searchsorted(nnk.classes_, y)
     rows = np.arange(len(y))
-    P_nnk, P_knn = nnk.loo_predict_proba(), kn.loo_predict_proba()
+    index, weights, residual = nnk.loo_explain()
+    table = NeighbourTable(index, weights, nnk.y_fit_[index], residual, nnk.classes_)
+    P_nnk, P_knn = table.proba, kn.loo_predict_proba()
     out = {
         "nnk_other_share": 1.0 - P_nnk[rows, pos],
         "knn_other_share": 1.0 - P_knn[rows, pos],
@@ -243,8 +256,9 @@ def mislabel_scores(
     if predictions is not None:
         predictions["nnk"] = nnk.classes_[P_nnk.argmax(1)]
         predictions["knn"] = nnk.classes_[P_knn.argmax(1)]
-    _, index = knn(nnk.X_fit_, nnk.X_fit_, k, exclude_self=True)
-    _, out["nnk_residual"] = nnk_on_candidates(nnk, features, np.asarray(index))
+    out["nnk_residual"] = residual
+    if tables is not None:
+        tables["nnk"] = table
     if logits is not None:
         out["network_loss"] = network_loss(logits, y)
     if tracin is not None:
@@ -445,7 +459,8 @@ def mislabel_experiment(
     training accuracy on the given and on the original labels, seconds); ``arrays`` holds, per
     training point used, ``rows`` (indices into CIFAR-10's training set), ``given`` (the noisy
     labels trained on), ``original``, ``flipped``, ``features`` ``[N, d]`` (the last epoch's
-    ``fc`` input) and ``scores`` (:func:`mislabel_scores`)."""
+    ``fc`` input), ``scores`` (:func:`mislabel_scores`), the network's and the interpolations'
+    labels, and ``loo_table``, NNK's leave-one-out explanation of every point."""
     from deepnnk import extract_features
     from deepnnk.nets.data import load_cifar10, to_tensor
     from deepnnk.nets.loading import resolve_data_root
@@ -483,7 +498,10 @@ def mislabel_experiment(
     seconds["tracin_self_influence"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     loo_labels: dict = {}
-    scores = mislabel_scores(F, noisy, logits, k=k, tracin=tracin, predictions=loo_labels)
+    tables: dict = {}
+    scores = mislabel_scores(
+        F, noisy, logits, k=k, tracin=tracin, predictions=loo_labels, tables=tables
+    )
     seconds["nnk_and_knn_scores"] = time.perf_counter() - t0
     report = {
         "rate": rate,
@@ -509,6 +527,7 @@ def mislabel_experiment(
         "scores": scores,
         "network_label": logits.argmax(1),
         "loo_label": loo_labels,
+        "loo_table": tables["nnk"],
     }
     return report, arrays
 
@@ -662,22 +681,18 @@ def top_suspects(score, n: int) -> np.ndarray:
     return np.argsort(-np.asarray(score), kind="stable")[:n]
 
 
-def loo_table(features, labels, rows, *, k: int = 50):
-    """The leave-one-out NNK explanation of training points ``rows``: each interpolated from its
-    ``k`` nearest *other* training points (``features [N, d]``, ``labels [N]``), as a
-    :class:`~deepnnk.explain.NeighbourTable` whose ``index`` are training rows; the same weights
-    :func:`mislabel_scores` reads its ``nnk_other_share`` from."""
+def loo_table(features, labels, rows=None, *, k: int = 50):
+    """The leave-one-out NNK explanation of the training points ``rows`` (default all): each
+    interpolated from its ``k`` nearest *other* training points (``features [N, d]``,
+    ``labels [N]``), as a :class:`~deepnnk.explain.NeighbourTable` whose ``index`` are training
+    rows; the same weights :func:`mislabel_scores` reads its ``nnk_other_share`` from (which
+    hands out this table for every point through its ``tables`` argument)."""
     from deepnnk.explain import NeighbourTable
 
-    rows = np.asarray(rows, dtype=np.int64)
     nnk = NNKClassifier(n_neighbors=k).fit(features, labels)
-    _, index = knn(nnk.X_fit_[rows], nnk.X_fit_, k + 1)
-    # Drop each query itself by index (not by position: a duplicate may come first).
-    index = np.asarray(index)
-    first_others = np.argsort(index == rows[:, None], axis=1, kind="stable")[:, :k]
-    index = np.take_along_axis(index, first_others, axis=1)
-    weights, residual = nnk_on_candidates(nnk, nnk.X_fit_[rows], index)
-    return NeighbourTable(index, weights, nnk.y_fit_[index], residual, nnk.classes_)
+    index, weights, residual = nnk.loo_explain()
+    table = NeighbourTable(index, weights, nnk.y_fit_[index], residual, nnk.classes_)
+    return table if rows is None else table.subset(np.asarray(rows, dtype=np.int64))
 
 
 def roc_curves(scores: dict[str, np.ndarray], flipped) -> dict[str, tuple[np.ndarray, np.ndarray]]:
