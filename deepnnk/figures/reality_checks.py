@@ -527,7 +527,8 @@ def decoy_auc(auc: Mapping, per_model: Mapping | None = None):
         v = np.atleast_1d(np.asarray(auc[name], dtype=float))
         if v.size == 0:
             raise ValueError(f"auc[{name!r}] is empty.")
-        bars_v.append(float(np.nanmean(v)))
+        # all NaN (no model with both caused and uncaused images): an empty bar, not a warning
+        bars_v.append(float(np.nanmean(v)) if np.isfinite(v).any() else float("nan"))
         if v.size > 1:
             dots[name] = v
     if per_model:
