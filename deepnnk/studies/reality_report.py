@@ -357,6 +357,29 @@ def _arg(values: dict, pick) -> str:
     return pick(finite, key=lambda k: finite[k]) if finite else "none"
 
 
+def _most_reliant(study: dict, penalty: str) -> dict:
+    """The ``penalty`` model that relies most on the decoy (largest clean − swap), beside the
+    unpenalised models: its reliance and each method's mean score, and the same means over the
+    unpenalised models. A penalised network can hide the patch from the explanation it was
+    trained against while still using it; this is where that shows."""
+    runs, scores = study["runs"], study["scores"]
+    rows = [i for i, r in enumerate(runs) if r["penalty"] == penalty]
+    plain_rows = [i for i, r in enumerate(runs) if r["penalty"] == "none"]
+    if not rows or not plain_rows:
+        return {}
+    i = max(rows, key=lambda j: runs[j]["reliance"])
+    return {
+        "lam": runs[i]["lam"],
+        "seed": runs[i]["seed"],
+        "reliance": runs[i]["reliance"],
+        "score": {m: float(scores[i][m].mean()) for m in decoy.METHODS},
+        "unpenalised_reliance": float(np.mean([runs[j]["reliance"] for j in plain_rows])),
+        "unpenalised_score": {
+            m: float(np.mean([scores[j][m].mean() for j in plain_rows])) for m in decoy.METHODS
+        },
+    }
+
+
 def decoy_metrics(study: dict) -> dict:
     """What ``metrics.json`` keeps of :func:`decoy_study`: the runs, the table (also keyed by
     model, ``"none_0"``, ``"cdep_10"``, ...), the reliance summary (Spearman, pooled AUC,
@@ -368,6 +391,7 @@ def decoy_metrics(study: dict) -> dict:
         "runs": study["runs"],
         "table": study["table"],
         "by_model": by_model,
+        "cdep_most_reliant": _most_reliant(study, "cdep"),
         "n_models": len(study["runs"]),
         "reliance": {
             "spearman": rho,
