@@ -10,6 +10,10 @@ the first-order Taylor feature importance of the logit difference at ``x``.
   same block works on vectors ``[n, C]`` and on images ``[n, C, H, W]`` with conv sub-networks);
 - :class:`InvertibleMLP` — the 2-D toy of the paper: coupling blocks whose F and G are each
   Linear–ReLU–Linear–ReLU;
+- :class:`Squeeze` — space-to-depth, ``[n, C, H, W] → [n, 4C, H/2, W/2]``, a permutation
+  (exactly invertible);
+- :class:`InvertibleConvNet` — the CIFAR-10 map: squeeze, additive coupling blocks whose F and
+  G are small Conv–ReLU–Conv nets, per stage; :func:`cifar_classifier` puts a linear head on it;
 - :class:`InvertibleClassifier` — ``T`` then a linear head;
 - :func:`coupling_regions` — the exact linear regions of an :class:`InvertibleMLP` classifier on
   the plane (float64), as :class:`deepnnk.nets.geometry.Region` objects, so that
@@ -42,7 +46,11 @@ from deepnnk.nets.geometry import (
 __all__ = [
     "AdditiveCoupling",
     "InvertibleClassifier",
+    "InvertibleConvNet",
     "InvertibleMLP",
+    "Squeeze",
+    "cifar_classifier",
+    "conv_subnet",
     "boundary_projection",
     "coupling_regions",
     "subnet",
@@ -123,6 +131,92 @@ class InvertibleMLP(nn.Module):
         for block in reversed(self.blocks):
             z = block.inverse(z)
         return z
+
+
+class Squeeze(nn.Module):
+    """Space-to-depth: ``[n, C, H, W] → [n, 4C, H/2, W/2]``, each 2×2 patch into channels.
+
+    Output channel ``4c + 2i + j`` holds input channel ``c`` at offset ``(i, j)`` of each patch.
+    A permutation of the entries, so :meth:`inverse` is exact in any dtype.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [n, C, H, W]`` (H, W even) → ``[n, 4C, H/2, W/2]``."""
+        if x.dim() != 4 or x.shape[2] % 2 or x.shape[3] % 2:
+            raise ValueError(f"Squeeze needs [n, C, H, W] with even H, W; got {tuple(x.shape)}.")
+        n, c, h, w = x.shape
+        x = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        return x.reshape(n, 4 * c, h // 2, w // 2)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """``y [n, 4C, H, W]`` → ``[n, C, 2H, 2W]``."""
+        if y.dim() != 4 or y.shape[1] % 4:
+            raise ValueError(f"Squeeze.inverse needs [n, 4C, H, W]; got {tuple(y.shape)}.")
+        n, c4, h, w = y.shape
+        y = y.reshape(n, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
+        return y.reshape(n, c4 // 4, 2 * h, 2 * w)
+
+
+def conv_subnet(c_in: int, hidden: int, c_out: int) -> nn.Sequential:
+    """Conv3×3–ReLU–Conv3×3, ``c_in → hidden → c_out`` channels, same spatial size; the last
+    conv starts at zero, so a new coupling block is the identity (Glow's initialisation)."""
+    net = nn.Sequential(
+        nn.Conv2d(c_in, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, c_out, 3, padding=1)
+    )
+    nn.init.zeros_(net[2].weight)
+    nn.init.zeros_(net[2].bias)
+    return net
+
+
+class InvertibleConvNet(nn.Module):
+    """An invertible map of CIFAR-sized images ``[n, 3, 32, 32]`` (pixels/255).
+
+    Each of ``len(blocks)`` stages squeezes (:class:`Squeeze`) and then applies ``blocks[s]``
+    additive coupling blocks with conv F and G (:func:`conv_subnet`, ``hidden[s]`` channels).
+    Default: two stages, ``[n, 12, 16, 16]`` then ``[n, 48, 8, 8]``, 3072 features (no
+    dimension is dropped: the map is a bijection of ``R^3072``, piecewise affine).
+    """
+
+    def __init__(self, in_shape=(3, 32, 32), blocks=(2, 2), hidden=(32, 64)):
+        super().__init__()
+        if len(blocks) != len(hidden) or not len(blocks):
+            raise ValueError(f"blocks and hidden need one entry per stage, got {blocks}, {hidden}.")
+        c, h, w = (int(v) for v in in_shape)
+        layers: list[nn.Module] = []
+        for nb, hid in zip(blocks, hidden, strict=True):
+            if h % 2 or w % 2:
+                raise ValueError(f"cannot squeeze a {h}×{w} image: H and W must stay even.")
+            c, h, w = 4 * c, h // 2, w // 2
+            layers.append(Squeeze())
+            c1 = c // 2
+            layers += [
+                AdditiveCoupling(conv_subnet(c - c1, hid, c1), conv_subnet(c1, hid, c - c1), c1)
+                for _ in range(int(nb))
+            ]
+        self.layers = nn.ModuleList(layers)
+        self.in_shape, self.feature_shape, self.dim = tuple(in_shape), (c, h, w), c * h * w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [n, *in_shape]`` → ``T(x) [n, *feature_shape]``."""
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        """``z [n, *feature_shape]`` → ``T⁻¹(z) [n, *in_shape]``."""
+        for layer in reversed(self.layers):
+            z = layer.inverse(z)
+        return z
+
+
+def cifar_classifier(
+    seed: int = 0, blocks=(2, 2), hidden=(32, 64), n_classes: int = 10
+) -> InvertibleClassifier:
+    """An :class:`InvertibleClassifier` over :class:`InvertibleConvNet` for CIFAR-10, float32,
+    PyTorch's default initialisation drawn from ``seed`` (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return InvertibleClassifier(InvertibleConvNet((3, 32, 32), blocks, hidden), n_classes)
 
 
 class InvertibleClassifier(nn.Module):
