@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import torch
 
@@ -71,3 +73,16 @@ def check_k(k, n: int, *, exclude_self: bool = False, name: str = "k") -> int:
             f"use {name} <= {available} or add more data."
         )
     return int(k)
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int ≥ 1 (any integer type; not a bool), else a ValueError naming it."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a positive int, got {value!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value

@@ -15,7 +15,6 @@ the parameters' ``.grad``.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from deepnnk._progress import progress
+from deepnnk._validation import check_positive_int as _check_positive_int
 
 METHODS = ("fgsm", "pgd")
 DEFAULT_BATCH_SIZE = 256
@@ -54,18 +54,6 @@ def _check_eps(eps) -> float:
             f"so pass e.g. 8/255 for 'ε = 8'."
         )
     return eps
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive int, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
 
 
 def _check_step_size(step_size, eps: float, steps: int) -> float:

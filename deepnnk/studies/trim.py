@@ -39,13 +39,13 @@ score is its effect in isolation, not a share of the logit.
 from __future__ import annotations
 
 import math
-import operator
 import time
 
 import numpy as np
 import pywt
 import torch
 
+from deepnnk._validation import check_positive_int as _check_positive
 from deepnnk.nets.cd import cd_propagate
 from deepnnk.nets.features import check_images, images_to_float
 from deepnnk.nets.models import PaperCNN
@@ -70,18 +70,6 @@ def profile(name: str) -> dict:
 
 
 # --------------------------------------------------------------------------- bands
-
-
-def _check_positive(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive int, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
 
 
 def fourier_bands(n_bands: int, side: int = SIDE) -> dict:
