@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from .cifar_features import subset_indices as _subset
+
 PENALTIES = ("none", "cdep", "rrr")
 #: The reliance scores of :func:`reliance_scores`, in table order, and what each measures.
 METHODS = {
@@ -32,12 +34,6 @@ METHODS = {
     "nnk": "NNK: weight on training neighbours with the query's decoy level, not its class",
     "knn": "kernel kNN: the same share of its weights",
 }
-
-
-def _subset(n_total: int, n: int | None, seed: int) -> np.ndarray:
-    if n is None or n >= n_total:
-        return np.arange(n_total)
-    return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
 
 
 def _check_penalty(penalty: str) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from deepnnk import NNKClassifier
 from deepnnk.evaluation import evaluate_features
+from deepnnk.studies.cifar_features import subset_indices as _subset
 from deepnnk.studies.profiles import pick
 
 #: The sizes of notebook 05 per profile (:mod:`deepnnk.studies.profiles`); ``None`` is all of a
@@ -578,13 +579,6 @@ RESNET_LAYERS = {
     "layer4": "layer4",
     "logits": "fc",
 }
-
-
-def _subset(n_total: int, n: int | None, seed: int) -> np.ndarray:
-    """Sorted seeded rows (all of them when ``n`` is None or not smaller than ``n_total``)."""
-    if n is None or n >= n_total:
-        return np.arange(n_total)
-    return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
 
 
 def resnet18_run(
