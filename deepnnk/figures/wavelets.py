@@ -29,9 +29,18 @@ def _bars(ax, cd, grad, names, *, labels: bool):
     ax.bar(x + 0.2, grad, 0.4, color=GRADIENT_COLOUR, label="gradient × input")
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set_xticks(x)
-    ax.set_xticklabels(names if labels else [""] * len(x), rotation=60, ha="right", fontsize=7)
+    # band numbers, not names: eight rotated names per narrow panel overlap unreadably; the
+    # legend's title maps each number to its band (see :func:`_band_key`)
+    ax.set_xticklabels([str(i + 1) for i in x] if labels else [""] * len(x), fontsize=7)
     ax.tick_params(axis="y", labelsize=7)
     ax.grid(axis="y", alpha=0.3)
+
+
+def _band_key(names, per_line: int = 4) -> str:
+    """ "band 1 = …, 2 = …" over lines of ``per_line`` bands, for the figure's x label."""
+    items = [f"{i + 1} = {name}" for i, name in enumerate(names)]
+    lines = ["; ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return "bands, low → high frequency: " + "\n".join(lines)
 
 
 def trim_bands(study: dict, kind: str = "fourier", *, class_names=None):
@@ -79,7 +88,15 @@ def trim_bands(study: dict, kind: str = "fourier", *, class_names=None):
     axes[1, 0].set_ylabel("logit of the target")
     fig.suptitle(f"TRIM on {kind} bands (low → high frequency)", fontsize=10)
     handles, labels = axes[1, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncol=2,
+        frameon=False,
+        title=_band_key(names),
+        title_fontsize=8,
+    )
     return fig
 
 
