@@ -46,6 +46,7 @@ __all__ = [
     "compare_groups",
     "config",
     "claim_metrics",
+    "claim_table",
     "example_window",
     "segment_lengths",
     "training_metrics",
@@ -342,6 +343,29 @@ def claim_metrics(walks: dict, crossings: dict, selected) -> dict:
             "segments to NNK-selected candidates cross less often",
         )
     return out
+
+
+def claim_table(metrics: dict) -> str:
+    """The NNK-selected against pruned comparisons of :func:`claim_metrics` as a plain-text
+    table: one row per measure, the two groups' means, Mann–Whitney p, AUC, rank-biserial r
+    and the per-query Wilcoxon p."""
+    rows = [
+        ("regions per unit length", "density", ".0f"),
+        ("far end classed differently", "crossing_endpoints", ".1%"),
+        ("sampled path leaves the class", "crossing_sampled", ".1%"),
+    ]
+    head = (
+        f"{'measure':<31}{'selected':>10}{'pruned':>10}{'p':>10}{'AUC':>8}{'r':>8}{'paired p':>10}"
+    )
+    lines = [head, "-" * len(head)]
+    for label, key, spec in rows:
+        c = metrics[key]
+        t = c["text"]
+        lines.append(
+            f"{label:<31}{_text(c['mean_selected'], spec):>10}{_text(c['mean_pruned'], spec):>10}"
+            f"{t['p']:>10}{t['auc']:>8}{t['rank_biserial']:>8}{t['paired_p']:>10}"
+        )
+    return "\n".join(lines)
 
 
 def _text(x, spec: str) -> str:
