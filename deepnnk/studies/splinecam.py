@@ -35,6 +35,8 @@ from deepnnk.nets import features as feature_extraction
 from deepnnk.nets.data import CLASSES, load_cifar10, to_tensor
 from deepnnk.nets.loading import load_network
 from deepnnk.nets.splinecam import segment_partition
+from deepnnk.nets.splinecam_2d import slice_partition
+from deepnnk.nets.train import torch_threads
 from deepnnk.studies.cifar_features import subset_indices
 from deepnnk.studies.profiles import pick
 from deepnnk.studies.region_walks import walk_windows, window_ends
@@ -49,6 +51,7 @@ __all__ = [
     "claim_table",
     "example_window",
     "segment_lengths",
+    "slice_examples",
     "training_metrics",
     "verdict",
     "walk_metrics",
@@ -64,16 +67,18 @@ PROFILES = {
     # window: the walked length from the query (‖Δx‖₂, pixels/255); n_samples: points per whole
     # segment for the sampled boundary test; epoch_queries: the first queries walked again at
     # every epoch of both models; loo_n_train: the training subset of their LOO-NNK errors.
+    # slice_window: the half-width of the 2-D slices (regions grow with its square: about 2,200
+    # at 0.02 and 10,400 at 0.04 around a query, 5-7 ms each; benchmarks/bench_splinecam.py).
     "smoke": dict(
-        n_train=2_000, n_queries=2, k=8, window=0.003, n_samples=5,
+        n_train=2_000, n_queries=2, k=8, window=0.003, n_samples=5, slice_window=0.003,
         epochs=[1, 20], epoch_queries=1, loo_n_train=1_000
     ),
     "quick": dict(
-        n_train=None, n_queries=40, k=50, window=0.01, n_samples=9,
+        n_train=None, n_queries=40, k=50, window=0.01, n_samples=9, slice_window=0.01,
         epochs=[1, 5, 10, 20], epoch_queries=5, loo_n_train=5_000
     ),
     "paper": dict(
-        n_train=None, n_queries=200, k=50, window=0.01, n_samples=17,
+        n_train=None, n_queries=200, k=50, window=0.01, n_samples=17, slice_window=0.02,
         epochs=[1, 5, 10, 20], epoch_queries=10, loo_n_train=10_000
     ),
 }  # fmt: skip
@@ -214,6 +219,73 @@ def example_window(setting: Setting, q: int, window: float, n_check: int = 200, 
         "decision_changes": len(part.decision_t),
     }
     return args, check
+
+
+def _first_change(model, x_q, x_a, steps: int = 50) -> float | None:
+    """A ``t`` in [0, 1] where the float64 network's class changes along ``x_q → x_a`` (bisection
+    between the ends, to 2⁻⁵⁰), or None when both ends have the same class."""
+    net = copy.deepcopy(model).double().eval()
+
+    def cls(t: float) -> int:
+        with torch.no_grad():
+            return int(net((x_q + t * (x_a - x_q))[None]).argmax())
+
+    lo, hi, c0 = 0.0, 1.0, cls(0.0)
+    if cls(1.0) == c0:
+        return None
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if cls(mid) == c0 else (lo, mid)
+    return hi
+
+
+def slice_examples(setting: Setting, q: int, window: float, endpoints) -> dict:
+    """Exact 2-D slices (:func:`deepnnk.nets.splinecam_2d.slice_partition`) of the plane
+    through query ``q`` (``x_q``), a candidate ``x_a`` and its largest-weight NNK neighbour
+    ``x_b``. ``x_a`` is the nearest pruned candidate the network classes differently from the
+    query (``endpoints [Q, k]`` of :func:`boundary_crossings`), else the nearest such selected
+    one, else the nearest pruned one.
+
+    Two windows: ``around_query``, the box ``[−window, window]²`` around ``x_q``; and
+    ``at_boundary``, a box of the same size centred where the class first changes along
+    ``x_q → x_a`` (found by bisection; None when the ends share a class). Returns the two
+    :class:`~deepnnk.nets.splinecam_2d.SlicePartition` (plain arrays), the three images uint8
+    HWC, which candidates they are, ``u_star`` and the metrics (regions, boundary segments,
+    seconds).
+    """
+    sel, ends = setting.selected[q], np.asarray(endpoints[q], dtype=bool)
+    b = int(np.argmax(setting.table.weights[q]))
+    order = [np.flatnonzero(~sel & ends), np.flatnonzero(sel & ends), np.flatnonzero(~sel)]
+    a = next((int(o[0]) for o in order if len(o) and int(o[0]) != b), None)
+    if a is None:  # every candidate was selected and none crosses: take the farthest one
+        a = int(np.flatnonzero(np.arange(len(sel)) != b)[-1])
+    rows = setting.table.index[q, [a, b]]
+    images = np.concatenate([setting.query_images[q : q + 1], setting.train_images[rows]])
+    x_q, x_a, x_b = to_tensor(images).double()
+    out = {"images": images, "a": a, "b": b, "a_selected": bool(sel[a]), "metrics": {}}
+    t = _first_change(setting.model, x_q, x_a)
+    out["u_star"] = None if t is None else t * float((x_a - x_q).norm())
+    boxes = {"around_query": window}
+    if out["u_star"] is not None:
+        u = out["u_star"]
+        boxes["at_boundary"] = (u - window, u + window, -window, window)
+    for name in ("around_query", "at_boundary"):
+        if name not in boxes:
+            out[name] = None
+            continue
+        t0 = time.perf_counter()
+        with torch_threads(1):
+            s = slice_partition(setting.model, x_q, x_a, x_b, window=boxes[name])
+        out[name] = s
+        out["metrics"][name] = {
+            "n_regions": s.n_regions,
+            "n_boundary_segments": len(s.boundary),
+            "seconds": time.perf_counter() - t0,
+            "regions_per_area": s.n_regions / float(np.sum(s.areas)),
+        }
+    out["metrics"]["u_star"] = out["u_star"]
+    out["metrics"]["a_selected"] = out["a_selected"]
+    return out
 
 
 def segment_lengths(setting: Setting) -> np.ndarray:
