@@ -31,7 +31,7 @@ from typing import BinaryIO
 import numpy as np
 
 CACHE_ENV_VAR = "DEEPNNK_CACHE"
-KINDS = ("features", "loo", "svm", "adversarial", "splinecam")
+KINDS = ("features", "loo", "svm", "adversarial", "splinecam", "dmm_men")
 
 
 def cache_root() -> Path:
