@@ -129,7 +129,7 @@ def training_figure(training: dict, loo: dict):
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("error")
     for ax in (ax0, ax1):
-        style.integer_ticks(ax)
+        ax.set_xticks(sorted({int(e) for m in training for e in training[m]}))
     ax1.set_title("LOO-NNK (solid), network test (dashed)", fontsize=9)
     style.legend_outside(fig, "below")
     fig.tight_layout()
