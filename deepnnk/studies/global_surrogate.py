@@ -269,7 +269,7 @@ def with_intercept(X) -> np.ndarray:
     return np.column_stack([X, np.ones(len(X))])
 
 
-def fit_surrogate(target: Target, sizes: dict, seed: int = 0, progress: bool = False):
+def fit_surrogate(target: Target, sizes: dict, seed: int = 0, progress: bool = True):
     """Log-odds of the fit and held-out images, then DMM-MEN (``n_iter`` × ``n_chains``,
     burn-in half, seed ``seed``) on the fit set. Returns a :class:`Surrogate`."""
     s = sizes[target.name]

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from deepnnk._progress import progress
 from deepnnk.classifier import NNKClassifier
 from deepnnk.explain import NeighbourTable, neighbourhood_table
 from deepnnk.nets import features as feature_extraction
@@ -160,7 +161,9 @@ def load_setting(sizes: dict, seed: int, data_root=None, checkpoints_root=None) 
     )
 
 
-def boundary_crossings(model, setting: Setting, n_samples: int, batch: int = 512) -> dict:
+def boundary_crossings(
+    model, setting: Setting, n_samples: int, batch: int = 512, show_progress: bool = True
+) -> dict:
     """Does each whole segment query → candidate leave the query's predicted class?
 
     The network (float32) is evaluated at ``n_samples`` evenly spaced ``t ∈ [0, 1]`` on every
@@ -174,7 +177,7 @@ def boundary_crossings(model, setting: Setting, n_samples: int, batch: int = 512
     Q, k = setting.table.index.shape
     preds = np.empty((Q, k, n_samples), dtype=np.int64)
     with torch.inference_mode():
-        for q in range(Q):
+        for q in progress(range(Q), show_progress, desc="sampling segments"):
             xc = to_tensor(setting.train_images[setting.table.index[q]])
             pts = (xq[q] + t[None, :, None, None, None] * (xc - xq[q])[:, None]).flatten(0, 1)
             logits = torch.cat([model(b) for b in pts.split(batch)])
