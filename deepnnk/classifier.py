@@ -147,31 +147,12 @@ def nnk_residual(K_SS: np.ndarray, k_Sq: np.ndarray, theta: np.ndarray) -> np.nd
     return np.maximum(1.0 - 2.0 * np.einsum("ni,ni->n", k_Sq, theta) + quad, 0.0)
 
 
-class NNKClassifier(ClassifierMixin, BaseEstimator):
-    """Classify by NNK interpolation over the training set (or kernel-weighted kNN).
-
-    Parameters
-    ----------
-    n_neighbors : k, the number of candidates per query (by squared L2 on the raw features).
-    kernel : "cosine" (K = ½ + ½cos) or "gaussian" (exp(−d²/2σ²)).
-    solver : "exact" (KKT-exact) or "prune" (the original authors' rule).
-    weighting : "nnk" (θ from the NNK problem) or "knn" (θ_j = K(q, x_j) on all k candidates).
-    sigma : Gaussian bandwidth; None means per query, the distance to its k-th candidate / 3.
-    tol : solver tolerance (see :func:`deepnnk.solve_nnk`).
-    batch_size : queries per block of kernel + solve work; bounds memory (~k²·8 bytes a query).
-    backend : kNN backend, "torch" (exact) or "faiss".
-    gram_dtype : "auto", "float32" or "float64": the precision of the candidates' inner products
-        for the cosine kernel, resolved by :func:`deepnnk.kernels.resolve_gram_dtype` (the
-        package's one rule: "auto" takes float32 when d ≥ 2k; the Gaussian kernel and the
-        solver always use float64). The resolved value is ``gram_dtype_``.
-
-    A query that is an exact copy of a training point (found from the exact kNN distances) is
-    interpolated by that point alone, θ = e_j, with the exact solver, in any precision.
-
-    Attributes
-    ----------
-    classes_ ``[C]``, n_features_in_, X_fit_ ``[N, d]``, y_fit_ ``[N]`` (indices into classes_).
-    """
+class _NNKEstimator(BaseEstimator):
+    """What :class:`NNKClassifier` and :class:`~deepnnk.NNKRegressor` share: the parameters and
+    their checks, the stored training features, the query validation and the block generator
+    that finds each query's candidates and solves for θ. The two estimators differ only in
+    what they interpolate (labels or real targets), so they find the same candidates and the
+    same θ on the same features."""
 
     def __init__(
         self,
@@ -207,11 +188,8 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         if self.sigma is not None and not (np.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be a positive number or None, got {self.sigma!r}.")
 
-    def fit(self, X, y):
-        """Store the training features ``X [N, d]`` and labels ``y [N]``."""
-        self._check_params()
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=1)
-        check_classification_targets(y)
+    def _fit_features(self, X):
+        """Check ``n_neighbors`` against ``X [N, d]`` and keep X, and the copy the kernel reads."""
         k = self.n_neighbors
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"n_neighbors must be a positive integer, got {k!r}.")
@@ -221,7 +199,6 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
                 f"(n_samples={X.shape[0]}): leave-one-out needs k other points. Lower "
                 "n_neighbors or add training data."
             )
-        self.classes_, self.y_fit_ = np.unique(y, return_inverse=True)
         self.X_fit_ = X
         # The kernel reads candidates from this copy: unit rows for the cosine kernel.
         base = normalize_rows(X, "X") if self.kernel == "cosine" else X
@@ -266,6 +243,48 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
             else:
                 theta = k_Sq
             yield sl, Neighbourhoods(index[sl], sq_dist[sl], k_Sq, K_SS), theta
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class NNKClassifier(ClassifierMixin, _NNKEstimator):
+    """Classify by NNK interpolation over the training set (or kernel-weighted kNN).
+
+    Parameters
+    ----------
+    n_neighbors : k, the number of candidates per query (by squared L2 on the raw features).
+    kernel : "cosine" (K = ½ + ½cos) or "gaussian" (exp(−d²/2σ²)).
+    solver : "exact" (KKT-exact) or "prune" (the original authors' rule).
+    weighting : "nnk" (θ from the NNK problem) or "knn" (θ_j = K(q, x_j) on all k candidates).
+    sigma : Gaussian bandwidth; None means per query, the distance to its k-th candidate / 3.
+    tol : solver tolerance (see :func:`deepnnk.solve_nnk`).
+    batch_size : queries per block of kernel + solve work; bounds memory (~k²·8 bytes a query).
+    backend : kNN backend, "torch" (exact) or "faiss".
+    gram_dtype : "auto", "float32" or "float64": the precision of the candidates' inner products
+        for the cosine kernel, resolved by :func:`deepnnk.kernels.resolve_gram_dtype` (the
+        package's one rule: "auto" takes float32 when d ≥ 2k; the Gaussian kernel and the
+        solver always use float64). The resolved value is ``gram_dtype_``.
+
+    A query that is an exact copy of a training point (found from the exact kNN distances) is
+    interpolated by that point alone, θ = e_j, with the exact solver, in any precision.
+
+    Attributes
+    ----------
+    classes_ ``[C]``, n_features_in_, X_fit_ ``[N, d]``, y_fit_ ``[N]`` (indices into classes_).
+    """
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y):
+        """Store the training features ``X [N, d]`` and labels ``y [N]``."""
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=1)
+        check_classification_targets(y)
+        self._fit_features(X)
+        self.classes_, self.y_fit_ = np.unique(y, return_inverse=True)
+        return self
 
     def _proba(self, Xq, exclude_self):
         P = np.empty((len(Xq), len(self.classes_)))
@@ -329,8 +348,3 @@ class NNKClassifier(ClassifierMixin, BaseEstimator):
         """Leave-one-out error rate on the training set, in [0, 1]."""
         P = self.loo_predict_proba()
         return float(np.mean(np.argmax(P, axis=1) != self.y_fit_))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        return tags

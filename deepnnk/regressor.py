@@ -10,21 +10,19 @@ the regression form of the classifier's equation (3). ``weighting="knn"`` uses �
 on all k candidates instead (kernel-weighted kNN regression, the Nadaraya–Watson estimator over
 the k nearest points).
 
-The candidate search, kernels and solve are :class:`~deepnnk.NNKClassifier`'s own, called (not
-copied): its parameter check, query validation and block generator are private methods that this
-class borrows, so both estimators stay identical on the same features.
+The parameters, the candidate search, kernels and solve are :class:`~deepnnk.NNKClassifier`'s
+own: both estimators derive from one private base class, so they find the same candidates and
+the same θ on the same features.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .classifier import NNKClassifier
-from .kernels import normalize_rows, resolve_gram_dtype
+from .classifier import _NNKEstimator
 
 
 def interpolate_values(theta: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -42,54 +40,21 @@ def interpolate_values(theta: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out / total[:, None]
 
 
-class NNKRegressor(RegressorMixin, BaseEstimator):
+class NNKRegressor(RegressorMixin, _NNKEstimator):
     """Regress by NNK interpolation over the training set (or kernel-weighted kNN).
 
     Parameters
     ----------
-    n_neighbors : k, the number of candidates per query (by squared L2 on the raw features).
-    kernel : "cosine" (K = ½ + ½cos) or "gaussian" (exp(−d²/2σ²)).
-    solver : "exact" (KKT-exact) or "prune" (the original authors' rule).
-    weighting : "nnk" (θ from the NNK problem) or "knn" (θ_j = K(q, x_j) on all k candidates).
-    sigma : Gaussian bandwidth; None means per query, the distance to its k-th candidate / 3.
-    tol : solver tolerance (see :func:`deepnnk.solve_nnk`).
-    batch_size : queries per block of kernel + solve work; bounds memory (~k²·8 bytes a query).
-    backend : kNN backend, "torch" (exact) or "faiss".
-    gram_dtype : "auto", "float32" or "float64", resolved as in :class:`~deepnnk.NNKClassifier`.
+    The same as :class:`~deepnnk.NNKClassifier`'s, with the same meaning and defaults:
+    ``n_neighbors`` (k), ``kernel`` ("cosine" or "gaussian"), ``solver`` ("exact" or "prune"),
+    ``weighting`` ("nnk" or "knn"), ``sigma``, ``tol``, ``batch_size``, ``backend`` and
+    ``gram_dtype``.
 
     Attributes
     ----------
     n_features_in_, X_fit_ ``[N, d]``, y_fit_ ``[N, m]`` (float64; m = 1 for a 1-D target),
     gram_dtype_.
     """
-
-    def __init__(
-        self,
-        n_neighbors: int = 50,
-        kernel: str = "cosine",
-        solver: str = "exact",
-        weighting: str = "nnk",
-        sigma: float | None = None,
-        tol: float = 1e-10,
-        batch_size: int = 2048,
-        backend: str = "torch",
-        gram_dtype: str = "auto",
-    ):
-        self.n_neighbors = n_neighbors
-        self.kernel = kernel
-        self.solver = solver
-        self.weighting = weighting
-        self.sigma = sigma
-        self.tol = tol
-        self.batch_size = batch_size
-        self.backend = backend
-        self.gram_dtype = gram_dtype
-
-    # The classifier's machinery, shared rather than copied (private there, used here on
-    # purpose: the two estimators must find the same candidates and the same θ).
-    _check_params = NNKClassifier._check_params
-    _queries = NNKClassifier._queries
-    _blocks = NNKClassifier._blocks
 
     def fit(self, X, y):
         """Store the training features ``X [N, d]`` and real targets ``y [N]`` or ``[N, m]``."""
@@ -106,24 +71,9 @@ class NNKRegressor(RegressorMixin, BaseEstimator):
         y = np.asarray(y, dtype=np.float64)
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or inf; remove or impute those targets.")
-        k = self.n_neighbors
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"n_neighbors must be a positive integer, got {k!r}.")
-        if k >= X.shape[0]:
-            raise ValueError(
-                f"n_neighbors={k} must be smaller than the number of training points "
-                f"(n_samples={X.shape[0]}): leave-one-out needs k other points. Lower "
-                "n_neighbors or add training data."
-            )
+        self._fit_features(X)
         self._y_1d = y.ndim == 1
         self.y_fit_ = y[:, None] if self._y_1d else y
-        self.X_fit_ = X
-        # The kernel reads candidates from this copy: unit rows for the cosine kernel.
-        base = normalize_rows(X, "X") if self.kernel == "cosine" else X
-        self.gram_dtype_ = resolve_gram_dtype(self.gram_dtype, self.kernel, X.shape[1], k)
-        self._X_kernel = torch.from_numpy(np.ascontiguousarray(base)).to(
-            getattr(torch, self.gram_dtype_)
-        )
         return self
 
     def _predict(self, Xq, exclude_self: bool) -> np.ndarray:
@@ -148,7 +98,6 @@ class NNKRegressor(RegressorMixin, BaseEstimator):
         return float(r2_score(y, self.loo_predict()))
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags = super().__sklearn_tags__()  # the base already refuses NaN
         tags.target_tags.multi_output = True
         return tags
