@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from estimator_inputs import check_feature_errors
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -212,40 +213,7 @@ def test_interpolate():
 # ----------------------------------------------------------------------------- errors
 def test_bad_input_errors(blobs):
     X, y, Xt, _ = blobs
-    for bad in (np.nan, np.inf, -np.inf):
-        Xb = X.copy()
-        Xb[3, 2] = bad
-        with pytest.raises(ValueError, match="(?i)nan|inf"):
-            NNKClassifier(n_neighbors=5).fit(Xb, y)
-        clf = NNKClassifier(n_neighbors=5).fit(X, y)
-        Xq = Xt.copy()
-        Xq[0, 0] = bad
-        with pytest.raises(ValueError, match="(?i)nan|inf"):
-            clf.predict(Xq)
-    # a zero row has no direction: fine for the Gaussian kernel, an error for the cosine one
-    Xz = X.copy()
-    Xz[7] = 0.0
-    with pytest.raises(ValueError, match="zero"):
-        NNKClassifier(n_neighbors=5).fit(Xz, y)
-    NNKClassifier(n_neighbors=5, kernel="gaussian").fit(Xz, y).predict(Xt)
-    clf = NNKClassifier(n_neighbors=5).fit(X, y)
-    with pytest.raises(ValueError, match="zero"):
-        clf.predict(np.zeros((2, 6)))
-    with pytest.raises(ValueError, match="n_samples=180"):
-        NNKClassifier(n_neighbors=180).fit(X, y)
-    NNKClassifier(n_neighbors=179).fit(X, y)
-    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        NNKClassifier(n_neighbors=5).fit(X, y[:-1])
-    with pytest.raises(ValueError, match="6 features"):
-        clf.predict(Xt[:, :5])
-    with pytest.raises(ValueError, match="(?i)0 sample"):
-        NNKClassifier(n_neighbors=5).fit(X[:0], y[:0])
-    with pytest.raises(ValueError, match="(?i)0 sample"):
-        clf.predict(Xt[:0])
-    with pytest.raises(ValueError, match="2D array"):
-        NNKClassifier(n_neighbors=5).fit(X[:, 0], y)
-    with pytest.raises(ValueError, match="2D array"):
-        clf.predict(Xt[0])
+    check_feature_errors(NNKClassifier, X, y, Xt)
     with pytest.raises(ValueError, match="(?i)unknown label type"):
         NNKClassifier(n_neighbors=5).fit(X, y + 0.5)
 
