@@ -257,13 +257,15 @@ def test_fit_cached_reads_back_the_same_traces(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.normal(size=(60, 3)), np.ones(60)])
     y = X[:, 0] - 2 * X[:, 1] + 0.1 * rng.normal(size=60)
-    first, s1 = gs.fit_cached(X, y, n_iter=20, n_chains=2, seed=0)
+    first, s1, hit = gs.fit_cached(X, y, n_iter=20, n_chains=2, seed=0)
+    assert not hit
     assert len(list((tmp_path / "dmm_men").glob("fit-*.npz"))) == 1
-    again, s2 = gs.fit_cached(X, y, n_iter=20, n_chains=2, seed=0)
-    assert s2 == s1 and again.burn_in == first.burn_in
+    again, s2, hit = gs.fit_cached(X, y, n_iter=20, n_chains=2, seed=0)
+    assert hit and s2 == s1 and again.burn_in == first.burn_in
     for name in ("beta_dominant", "loglik", "beta_mixture", "beta_best", "pi_mean"):
         np.testing.assert_array_equal(getattr(again, name), getattr(first, name))
     np.testing.assert_array_equal(again.predict(X), first.predict(X))
-    other, _ = gs.fit_cached(X, y, n_iter=20, n_chains=2, seed=1)  # another seed: a miss
+    other, _, hit = gs.fit_cached(X, y, n_iter=20, n_chains=2, seed=1)
+    assert not hit  # another seed: a miss
     assert len(list((tmp_path / "dmm_men").glob("fit-*.npz"))) == 2
     assert not np.array_equal(other.loglik, first.loglik)

@@ -245,7 +245,8 @@ def log_odds(logit_values, c: int, p_clip: float = P_CLIP) -> np.ndarray:
 @dataclass
 class Surrogate:
     """The data and DMM-MEN's fit: ``X_fit [n, p]``, ``y_fit [n]``, ``X_heldout``,
-    ``y_heldout``; ``result`` (on X with the intercept column last), ``seconds``."""
+    ``y_heldout``; ``result`` (on X with the intercept column last), ``seconds`` (the sampling
+    time, as first measured) and ``cached`` (whether this run read the fit back)."""
 
     X_fit: np.ndarray
     y_fit: np.ndarray
@@ -253,6 +254,7 @@ class Surrogate:
     y_heldout: np.ndarray
     result: dmm_men.DMMMENResult
     seconds: float
+    cached: bool = False
 
     @property
     def beta(self) -> np.ndarray:
@@ -279,16 +281,27 @@ def fit_surrogate(target: Target, sizes: dict, seed: int = 0, progress: bool = T
     )
     y_fit = log_odds(logits(target.model, target.fit_images), target.c)
     y_held = log_odds(logits(target.model, target.heldout_images), target.c)
-    res, seconds = fit_cached(with_intercept(X_fit), y_fit, s["n_iter"], s["n_chains"], seed,
-                              progress)  # fmt: skip
-    return Surrogate(X_fit, y_fit, X_held, y_held, res, seconds)
+    res, seconds, cached = fit_cached(with_intercept(X_fit), y_fit, s["n_iter"], s["n_chains"],
+                                      seed, progress)  # fmt: skip
+    return Surrogate(X_fit, y_fit, X_held, y_held, res, seconds, cached)
+
+
+def sampling_summary(surrogates: dict) -> dict:
+    """The sampling time of the fits of ``surrogates`` (``{name: Surrogate}``) as first
+    measured, and how many this run read back from the cache instead of sampling."""
+    return {
+        "seconds": float(sum(s.seconds for s in surrogates.values())),
+        "n_fits": len(surrogates),
+        "n_cached": int(sum(s.cached for s in surrogates.values())),
+    }
 
 
 def fit_cached(X, y, n_iter: int, n_chains: int, seed: int, progress: bool = False):
     """:func:`deepnnk.nets.dmm_men.fit` (default priors and burn-in), cached under
     ``<cache root>/dmm_men`` by the sampler's source, ``X``, ``y``, ``n_iter``, ``n_chains``
     and ``seed``: the paper profile samples for about 18 minutes, and a rerun reads the same
-    traces back. Returns (result, the sampling's seconds, as first measured)."""
+    traces back. Returns (result, the sampling's seconds as first measured, whether it was
+    read from the cache)."""
     h = cache.array_digest(np.asarray(X, dtype=np.float64))
     cache.array_digest(np.asarray(y, dtype=np.float64), h)
     spec = {"code": cache.code_digest(["nets.dmm_men"]), "data": h.hexdigest(),
@@ -300,7 +313,7 @@ def fit_cached(X, y, n_iter: int, n_chains: int, seed: int, progress: bool = Fal
                 if str(z["spec"]) == json.dumps(spec, sort_keys=True):
                     arrays = {f: z[f] for f in _RESULT_ARRAYS}
                     res = dmm_men.DMMMENResult(**arrays, burn_in=int(z["burn_in"]))
-                    return res, float(z["seconds"])
+                    return res, float(z["seconds"]), True
         except (OSError, ValueError, KeyError):
             pass  # unreadable or from other code: sample again and overwrite
     t0 = time.time()
@@ -314,7 +327,7 @@ def fit_cached(X, y, n_iter: int, n_chains: int, seed: int, progress: bool = Fal
             spec=json.dumps(spec, sort_keys=True),
         ),
     )  # fmt: skip
-    return res, seconds
+    return res, seconds, False
 
 
 _RESULT_ARRAYS = (
